@@ -1,0 +1,1 @@
+"""MAdds / params of Keras models."""

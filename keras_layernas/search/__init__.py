@@ -1,0 +1,1 @@
+"""LayerNAS search core in plain Python: no TensorFlow or Keras import."""

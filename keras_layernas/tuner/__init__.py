@@ -1,0 +1,1 @@
+"""KerasTuner glue: LayerNASOracle and the hypermodel."""
