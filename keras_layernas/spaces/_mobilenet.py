@@ -58,8 +58,9 @@ class MobileNetSpec:
         ...     bnecks=(BneckSpec("b1", 3, 16, 8, 1, False, "relu6"),),
         ...     pre_pool_convs=(), post_pool_convs=(32,), head_activation="relu6",
         ...     num_classes=10, input_size=32)
-        >>> mobilenet_madds(spec)  # stem + expand + depthwise + project + 2 head convs
-        191808
+        >>> # 16x16 after the stem: stem, expand, depthwise, project; then 1x1 head convs.
+        >>> mobilenet_madds(spec) == 16 * 16 * (9 * 3 * 8 + 8 * 16 + 9 * 16 + 16 * 8) + 8 * 32 + 32 * 10
+        True
     """
 
     stem_filters: int
