@@ -1,10 +1,9 @@
-"""Test helpers: the reference tables in ../shared and an independent MAdds counter."""
+"""Test helpers: the paper's reference tables in ../shared."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from keras_layernas.profile.formulas import conv_madds, dense_madds, depthwise_madds
 from keras_layernas.spaces import BneckChoice
 
 # The reference files name spaces by target MAdds.
@@ -39,20 +38,3 @@ def arch_of(model: dict) -> tuple:
         else:
             values.append(entry["output"])
     return tuple(values)
-
-
-def count_model_madds(model) -> int:
-    """MAdds read off a built model's layers (stand-in for profile.count_madds)."""
-    import keras
-
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.DepthwiseConv2D):
-            total += depthwise_madds(layer.kernel_size, layer.input.shape[-1],
-                                     layer.output.shape[1:-1], layer.depth_multiplier)
-        elif isinstance(layer, keras.layers.Conv2D):
-            total += conv_madds(layer.kernel_size, layer.input.shape[-1], layer.filters,
-                                layer.output.shape[1:-1], layer.groups)
-        elif isinstance(layer, keras.layers.Dense):
-            total += dense_madds(layer.input.shape[-1], layer.units)
-    return total

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from keras_layernas.profile import count_madds
 from keras_layernas.spaces import BneckSpec, MobileNetSpec, build_mobilenet, mobilenet_madds
 from keras_layernas.spaces._mobilenet import se_width
-from tests.spaces._reference import count_model_madds
 
 
 def _small_spec(input_size: int = 33) -> MobileNetSpec:
@@ -43,7 +43,7 @@ def test_first_bneck_without_expansion_has_no_expand_conv():
 def test_analytic_madds_equal_the_built_model_count(input_size):
     # An odd size checks the "same"-padding rounding of strided layers.
     spec = _small_spec(input_size)
-    assert mobilenet_madds(spec) == count_model_madds(build_mobilenet(spec))
+    assert mobilenet_madds(spec) == count_madds(build_mobilenet(spec))
 
 
 def test_output_is_a_probability_vector_per_class():
