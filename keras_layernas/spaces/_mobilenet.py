@@ -37,6 +37,11 @@ class BneckSpec:
         stride: depthwise stride.
         squeeze_excite: whether a squeeze-excite gate follows the depthwise conv.
         activation: ``"relu"``, ``"relu6"`` or ``"hard_swish"``.
+
+    Example:
+        >>> BneckSpec("block1_bneck1", kernel=5, expanded=72, filters=24, stride=2,
+        ...           squeeze_excite=True, activation="relu").expanded
+        72
     """
 
     name: str

@@ -148,6 +148,6 @@ def paper_space(name: str) -> SearchSpace:
         return mobilenet_madds(network(arch))
 
     def build(arch: Sequence):
-        return build_mobilenet(network(arch), name=name.replace(".", "_"))
+        return build_mobilenet(network(arch), name=name)
 
     return SearchSpace(layers, cost, build)

@@ -79,14 +79,12 @@ def test_option_values_match_the_reference_reading(shared_dir, target):
 @pytest.mark.parametrize("name", PAPER_SPACES)
 def test_every_layer_offers_its_largest_choice_first(name):
     for layer in paper_space(name).layers:
-        first = layer.options[0]
-        if isinstance(first, BneckChoice):
-            assert first.kernel == max(o.kernel for o in layer.options), layer.name
-            assert first.expanded == max(o.expanded for o in layer.options), layer.name
-            assert first.filters == max((o.filters for o in layer.options), default=None,
-                                        key=lambda f: f or 0), layer.name
+        if isinstance(layer.options[0], BneckChoice):
+            for field in ("kernel", "expanded", "filters"):
+                values = [getattr(option, field) or 0 for option in layer.options]
+                assert values[0] == max(values), f"{layer.name}.{field}"
         else:
-            assert first == max(layer.options), layer.name
+            assert layer.options[0] == max(layer.options), layer.name
         assert len(set(layer.options)) == len(layer.options), f"{layer.name} repeats an option"
 
 
