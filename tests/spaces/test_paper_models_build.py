@@ -22,6 +22,8 @@ def test_cost_equals_madds_counted_on_the_materialized_model(name, which):
     model = space.materialize(arch)
     assert model.input_shape == (None, 224, 224, 3)
     assert model.output_shape == (None, 1001)
+    members = {member for layer in space.layers for member in layer.members}
+    assert members <= {layer.name for layer in model.layers}
     assert space.cost(arch) == count_madds(model)
 
 
