@@ -12,7 +12,6 @@ from keras_layernas.search import LayerNAS, RandomSearch, RegularizedEvolution
 from tests.search._spaces import (
     CHAIN_OPTIONS,
     CHAIN_TARGET,
-    all_archs,
     can_complete_in_target,
     chain_cost,
     chain_score,
