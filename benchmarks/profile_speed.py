@@ -82,10 +82,16 @@ def main() -> None:
         print(f"{label}: {ours / 1e6:.2f} M MAdds, ours {ours_s * 1e3:.2f} ms, "
               f"TF {tf_s:.2f} s, {tf_s / ours_s:.0f}x", flush=True)
 
+    load = os.getloadavg()[0]
     write_json(
         "profile_speed",
-        {"goal_speedup": GOAL, "repeats_tf": args.repeats_tf, "repeats_ours": args.repeats_ours,
-         "results": results},
+        {
+            "goal_speedup": GOAL,
+            "load_average_1min": load,
+            "repeats_tf": args.repeats_tf,
+            "repeats_ours": args.repeats_ours,
+            "results": results,
+        },
     )
     rows = [
         [r["model"], f"{r['madds'] / 1e6:.2f}", "yes" if r["madds"] == r["tf_profiler_madds"] else "no",
@@ -93,7 +99,21 @@ def main() -> None:
          f"{r['tf_profiler_median_s']:.2f}", f"{r['speedup']:.0f}x"]
         for r in results
     ]
-    worst = min(r["speedup"] for r in results)
+    fixed = [r for r in results if "re-traced" not in r["model"]]
+    retraced = [r for r in results if "re-traced" in r["model"]]
+    worst_fixed = min(r["speedup"] for r in fixed)
+    verdict = (
+        f"Slowest model built at a fixed size: {worst_fixed:.0f}x (goal >= {GOAL}x: "
+        + ("met" if worst_fixed >= GOAL else "NOT met")
+        + ")."
+    )
+    for r in retraced:
+        verdict += (
+            f" Built with an unknown input size and evaluated at `input_shape=(224, 224, 3)`, "
+            f"every layer's shape is re-derived first: {r['speedup']:.0f}x"
+            + ("" if r["speedup"] >= GOAL else f", below the {GOAL}x goal")
+            + "."
+        )
     write_section(
         "profile_speed",
         "## profile_speed: `count_madds` vs TF's graph profiler\n\n"
@@ -101,16 +121,15 @@ def main() -> None:
         "Same built model on both sides; TF's side is `tf_profiler_madds` = trace at batch 1 + "
         "freeze variables + `tf.compat.v1.profiler` over Conv2D/DepthwiseConv2dNative/MatMul "
         f"(FLOPs / 2). Medians of {args.repeats_ours} (ours) and {args.repeats_tf} (TF) calls "
-        "in one process, on a 2-core machine shared with other jobs.\n\n"
+        f"in one process, on a {os.cpu_count()}-core machine shared with other jobs (1-min load "
+        f"average {load:.1f} at the end): times and ratios varied 2-3x between runs.\n\n"
         + markdown_table(
             ["model", "MAdds (M)", "equal to TF", "ours (ms)", "ours, first call (ms)",
              "TF profiler (s)", "speed-up"],
             rows,
         )
-        + f"\n\nSlowest case: {worst:.0f}x (goal >= {GOAL}x: "
-        + ("met" if worst >= GOAL else "NOT met")
-        + "). The re-traced row is a model built with an unknown input size, where every "
-        "layer's shape is re-derived with `compute_output_spec`.",
+        + "\n\n"
+        + verdict,
     )
 
 
