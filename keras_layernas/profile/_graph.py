@@ -4,8 +4,9 @@ The walk follows the graph's nodes rather than ``model.layers`` so that a layer
 called twice shows up twice, and it descends into nested functional and
 Sequential models. Shapes are the ones recorded when the model was built; where
 the caller asks for another input size (or a nested model was built with an
-unknown one), the affected calls are re-traced with ``compute_output_spec``,
-which derives shapes without running or mutating the model.
+unknown one), the affected calls are re-traced with the layers' own
+``compute_output_shape`` (or ``compute_output_spec``), which derive shapes
+without running or mutating the model.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ class LayerCall:
     Attributes:
         name: the layer name, prefixed by the nested models it lives in
             (``"wrapper_inner/conv"``), with ``"#k"`` for its k-th extra call.
-        layer: the called layer.
+        layer: the called layer (or plain op, e.g. the ``Add`` of ``x + y``).
         input_shapes: shapes of its tensor inputs at the profiled size.
         output_shapes: shapes of its outputs at the profiled size.
         first_call: False for the second and later calls of a shared layer,
@@ -46,13 +47,13 @@ class LayerCall:
     """
 
     name: str
-    layer: keras.layers.Layer
+    layer: keras.Operation
     input_shapes: tuple[Shape, ...]
     output_shapes: tuple[Shape, ...]
     first_call: bool
 
 
-def graph_of(model: keras.layers.Layer) -> Optional[object]:
+def graph_of(model: keras.Operation) -> Optional[keras.Model]:
     """The functional graph behind ``model``, or None for a plain layer.
 
     Sequential models keep theirs in ``_functional`` once built; functional
