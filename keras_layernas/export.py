@@ -44,16 +44,17 @@ def export_tflite(
     """Converts a Keras model to a ``.tflite`` file, written atomically.
 
     Args:
-        model: a built ``keras.Model`` (functional, sequential or subclassed).
+        model: a built ``keras.Model`` with fixed input shapes apart from the
+            batch (needed by :func:`measure_latency`, not by the converter).
         path: file to write. Its folder must exist and be writable; a reader
             never sees a half-written file because the bytes go to a temporary
             file in the same folder that then replaces ``path``.
         quantize: ``None`` keeps float32. ``"float16"`` stores weights as
             float16 (file about half the size, float32 compute on CPU).
-            ``"int8"`` is full-integer quantization: every op runs in int8
-            (the converter fails rather than silently falling back to float),
-            while the model's input and output stay float32 so the file is a
-            drop-in replacement for the float one.
+            ``"int8"`` is full-integer quantization: weights and activations
+            are int8 and the converter may only use int8 builtin ops
+            (``TFLITE_BUILTINS_INT8``), while the model's input and output
+            stay float32 so the file is a drop-in replacement for the float one.
         representative_data: calibration inputs for ``quantize="int8"``, drawn
             from the distribution the model will see (100-500 samples is
             typical; all are used). A numpy array of inputs, a
@@ -527,6 +528,10 @@ def _legacy_layer(layer: Any, tf_keras: Any) -> Any:
                 "tf_keras does not support; to_tf_keras() cannot reproduce it."
             )
         config[key] = value
+    if class_name == "BatchNormalization":
+        # Keras 3 normalizes with tf.nn.batch_normalization; tf_keras's fused
+        # kernel orders the arithmetic differently (outputs drift ~1e-5).
+        config["fused"] = False
     return legacy_class.from_config(config)
 
 
