@@ -241,7 +241,8 @@ def to_tf_keras(model: Any) -> Any:
 
     Args:
         model: a functional or sequential ``keras.Model`` built from standard
-            layers (those that also exist in ``tf_keras.layers``).
+            layers (those that also exist in ``tf_keras.layers``) and from
+            such models nested as layers.
 
     Returns:
         A ``tf_keras.Model`` computing the same function.
@@ -266,7 +267,13 @@ def to_tf_keras(model: Any) -> Any:
 
     def legacy_layer(layer: Any) -> Any:
         if id(layer) not in rebuilt:
-            rebuilt[id(layer)] = _legacy_layer(layer, tf_keras)
+            # A nested model (e.g. a MobileNetV2 backbone inside a Sequential
+            # head) is rebuilt whole, weights included.
+            rebuilt[id(layer)] = (
+                to_tf_keras(layer)
+                if isinstance(layer, keras.Model)
+                else _legacy_layer(layer, tf_keras)
+            )
         return rebuilt[id(layer)]
 
     if isinstance(model, keras.Sequential):
@@ -291,8 +298,9 @@ def to_tf_keras(model: Any) -> Any:
         outputs=outputs,
         name=model.name,
     )
+    # InputLayers were never rebuilt; nested models already carry their weights.
     for layer in model.layers:
-        if id(layer) in rebuilt:
+        if id(layer) in rebuilt and not isinstance(layer, keras.Model):
             rebuilt[id(layer)].set_weights(layer.get_weights())
     return legacy_model
 

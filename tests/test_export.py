@@ -406,6 +406,18 @@ def test_to_tf_keras_copies_graph_weights_and_shared_layers():
     np.testing.assert_allclose(got, model.predict(inputs, verbose=0), atol=1e-6)
 
 
+def test_to_tf_keras_rebuilds_a_sequential_head_on_a_nested_backbone():
+    tf_keras = pytest.importorskip("tf_keras", reason="tf_keras comes with the tfmot extra")
+    backbone = small_cnn()
+    calibrate_batchnorm(backbone, smooth_images(1, 64, 16))
+    model = keras.Sequential([keras.Input((16, 16, 3)), backbone, keras.layers.Dense(3)])
+    legacy_model = export.to_tf_keras(model)
+
+    nested = [layer for layer in legacy_model.layers if isinstance(layer, tf_keras.Model)]
+    assert len(nested) == 1  # the backbone stays one block
+    assert _max_output_difference(model, legacy_model, smooth_images(2, 8, 16)) < 1e-6
+
+
 def test_to_tf_keras_keeps_keras3_hard_sigmoid_and_hard_silu():
     pytest.importorskip("tf_keras", reason="tf_keras comes with the tfmot extra")
     layers = keras.layers
