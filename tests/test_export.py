@@ -228,6 +228,9 @@ def test_float_tflite_reproduces_keras_outputs(cnn, cnn_tflite):
     expected = cnn.predict(images, verbose=0)
     np.testing.assert_allclose(tflite_predict(cnn_tflite, images), expected, atol=1e-5)
     assert [p.name for p in cnn_tflite.parent.iterdir()] == ["cnn.tflite"]  # no temp left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert cnn_tflite.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not 0600
 
 
 def test_int8_small_cnn_runs_integer_ops_and_keeps_top1(cnn, tmp_path):
