@@ -37,6 +37,10 @@ setup(
             "pytest>=8,<10",
             "pytest-timeout>=2.3,<3",
             "ai-edge-litert>=1.2,<3",
+            # the tfmot bridge's tests (run in a subprocess: tfmot flips
+            # TF_USE_LEGACY_KERAS for the whole process)
+            "tf-keras>=2.21,<2.22",
+            "tensorflow-model-optimization>=0.8,<0.9",
         ],
     },
     entry_points={"console_scripts": ["layernas=keras_layernas.cli:main"]},
