@@ -29,6 +29,7 @@ _EXPORTS = {
     "export_tflite": "keras_layernas.export",
     "measure_latency": "keras_layernas.export",
     "to_tf_keras": "keras_layernas.export",
+    "LatencyCost": "keras_layernas.export",
 }
 # subpackages reachable as attributes (layernas.spaces.paper_space(...))
 _SUBMODULES = {"search", "profile", "surgery", "tuner", "spaces", "export", "cli"}
