@@ -9,6 +9,7 @@ import pytest
 from benchmarks.nb201 import (
     NUM_ARCHS,
     SEARCHERS,
+    edge_options,
     load_table,
     node_options,
     op_code,
@@ -21,10 +22,12 @@ def cifar10(shared_dir):
     return load_table("cifar10", shared_dir / "data" / "nas-benchmarks" / "nb201.csv.gz")
 
 
+@pytest.mark.parametrize("encoding", [node_options, edge_options])
 @pytest.mark.parametrize("default", ["none", "pass_through"])
-def test_node_encoding_covers_every_cell_of_the_table_exactly_once(cifar10, default):
-    options = node_options(default)
-    assert [len(layer) for layer in options] == [5, 25, 125]
+def test_encoding_covers_every_cell_of_the_table_exactly_once(cifar10, encoding, default):
+    options = encoding(default)
+    expected_sizes = [5, 25, 125] if encoding is node_options else [5] * 6
+    assert [len(layer) for layer in options] == expected_sizes
     codes = [op_code(arch) for arch in itertools.product(*options)]
     assert len(codes) == len(set(codes)) == NUM_ARCHS == 15_625
     assert set(codes) == set(cifar10.flops)
@@ -68,6 +71,18 @@ def test_search_run_stops_at_the_budget_and_returns_at_most_the_best_evaluated(c
     assert np.all(np.diff(run["evaluated"]) >= 0)
 
 
+def test_edge_pass_through_default_skips_from_the_previous_node_only():
+    bases = [layer[0] for layer in edge_options("pass_through")]
+    # edges in table order: 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2
+    assert op_code(bases) == "101001"
+
+
 def test_load_table_rejects_an_unknown_dataset():
     with pytest.raises(ValueError, match="Received: dataset='imagenet'"):
         load_table("imagenet")
+
+
+@pytest.mark.parametrize("encoding", [node_options, edge_options])
+def test_encodings_reject_an_unknown_default(encoding):
+    with pytest.raises(ValueError, match="Received: default='identity'"):
+        encoding("identity")
