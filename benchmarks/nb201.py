@@ -34,7 +34,7 @@ from typing import Callable, Hashable
 
 import numpy as np
 
-from benchmarks._report import RESULTS, markdown_table, write_json, write_section
+from benchmarks._report import RESULTS, machine, markdown_table, write_json, write_section
 from keras_layernas.search import BaseSearch, LayerNAS, RandomSearch, RegularizedEvolution
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nas-benchmarks" / "nb201.csv.gz"
@@ -188,6 +188,21 @@ def architecture_id(layer: int, arch: Arch, cost: float) -> Hashable:
 
 
 # ----------------------------------------------------------------- searchers
+def _encoded_options(encoding: str, default: str) -> list[list]:
+    """Option lists of the ``"nodes"`` or ``"edges"`` encoding.
+
+    Raises:
+        ValueError: unknown encoding or default.
+    """
+    if encoding == "nodes":
+        return node_options(default)
+    if encoding == "edges":
+        return edge_options(default)
+    raise ValueError(
+        f"`encoding` must be 'nodes' or 'edges'. Received: encoding={encoding!r}"
+    )
+
+
 def _flops_fn(table: Table) -> Callable[[Arch], float]:
     return lambda arch: table.flops[op_code(arch)]
 
@@ -199,7 +214,7 @@ def layernas(default: str, encoding: str = "nodes", bucket_key=architecture_id,
     LayerNAS has no "no cost target" mode, so the whole FLOPs range stands in
     for it: every candidate can reach that target, nothing is filtered.
     """
-    options = node_options(default) if encoding == "nodes" else edge_options(default)
+    options = _encoded_options(encoding, default)
     return lambda table, seed, budget: LayerNAS(
         options, _flops_fn(table), table.flops_range, seed=seed,
         max_trials=budget, bucket_key=bucket_key, **kwargs)
@@ -218,7 +233,7 @@ def evolution(encoding: str) -> SearcherFactory:
         encoding: ``"edges"`` mutates one edge (NAS-Bench-201's usual RE);
             ``"nodes"`` mutates one node's whole tuple of incoming edges.
     """
-    options = edge_options() if encoding == "edges" else node_options("none")
+    options = _encoded_options(encoding, "none")
     return lambda table, seed, budget: RegularizedEvolution(
         options, _flops_fn(table), table.flops_range, seed=seed, max_trials=budget)
 
@@ -462,7 +477,9 @@ def main() -> None:
         "'median trials to optimum' = median trial at which the cell with the best test "
         "accuracy was evaluated ('-': in fewer than half of the seeds). Gaps are in accuracy "
         "points against LayerNAS (default pass-through). Trial budgets, not the paper's "
-        "1e5 seconds: the table has no training times.\n\n"
+        "1e5 seconds: the table has no training times. "
+        f"Machine: {machine()['processor']}, {machine()['cpus']} CPUs (shared), Python "
+        f"{machine()['python']}; whole run {time.perf_counter() - start:.0f} s.\n\n"
         + table_markdown(rows, "LayerNAS (default pass-through)")
         + "\n\nOne LayerNAS setting changed at a time, and evolution over the node encoding "
         "(same seeds and draws):\n\n"

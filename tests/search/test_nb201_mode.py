@@ -10,6 +10,7 @@ from benchmarks.nb201 import (
     NUM_ARCHS,
     SEARCHERS,
     edge_options,
+    layernas,
     load_table,
     node_options,
     op_code,
@@ -86,3 +87,8 @@ def test_load_table_rejects_an_unknown_dataset():
 def test_encodings_reject_an_unknown_default(encoding):
     with pytest.raises(ValueError, match="Received: default='identity'"):
         encoding("identity")
+
+
+def test_searcher_factories_reject_an_unknown_encoding():
+    with pytest.raises(ValueError, match="Received: encoding='cells'"):
+        layernas("pass_through", encoding="cells")
