@@ -207,12 +207,22 @@ def _flops_fn(table: Table) -> Callable[[Arch], float]:
     return lambda arch: table.flops[op_code(arch)]
 
 
-def layernas(default: str, encoding: str = "nodes", bucket_key=architecture_id,
+def layernas(default: str, encoding: str = "nodes",
+             bucket_key: Callable[[int, Arch, float], Hashable] | None = architecture_id,
              **kwargs) -> SearcherFactory:
     """LayerNAS over the node (paper) or edge encoding; the target spans every cell's FLOPs.
 
     LayerNAS has no "no cost target" mode, so the whole FLOPs range stands in
     for it: every candidate can reach that target, nothing is filtered.
+
+    Args:
+        default: ``"none"`` or ``"pass_through"`` (see :func:`node_options`).
+        encoding: ``"nodes"`` (3 layers, the paper's) or ``"edges"`` (6 layers).
+        bucket_key: LayerNAS's bucket key; None for Eq. 4 FLOPs buckets.
+        **kwargs: other LayerNAS arguments (``policy``, ``per_bucket``, ...).
+
+    Returns:
+        ``(table, seed, budget) -> LayerNAS``.
     """
     options = _encoded_options(encoding, default)
     return lambda table, seed, budget: LayerNAS(
