@@ -30,23 +30,28 @@ def stale_shapes(model) -> list[str]:
     problems = []
 
     def check(level_model, config):
+        graph = level_model._functional if isinstance(level_model, keras.Sequential) else level_model
+        operations = {op.name: op for op in graph.operations}  # ops too (x + 3.0)
         for entry in config["layers"]:
             for node in entry.get("inbound_nodes", []):
                 for tensor in _keras_tensors(node):
                     name, node_index, tensor_index = tensor["config"]["keras_history"]
-                    producer = level_model.get_layer(name)
+                    producer = operations[name]
                     live = producer._inbound_nodes[node_index].outputs[tensor_index].shape
                     if tuple(tensor["config"]["shape"]) != tuple(live):
                         problems.append(f"{entry['name']} <- {name}: {tensor['config']['shape']} vs {live}")
             if entry["class_name"] in ("Functional", "Sequential") and "layers" in entry["config"]:
-                check(level_model.get_layer(entry["config"]["name"]), entry["config"])
+                check(operations[entry["config"]["name"]], entry["config"])
 
     check(model, model.get_config())
     for path, layer in iter_layers(model).items():
         build = layer.get_build_config() if hasattr(layer, "get_build_config") else None
-        if build and "input_shape" in build and len(layer._inbound_nodes) == 1:
-            live = layer._inbound_nodes[0].arguments.keras_tensors[0].shape
-            if tuple(build["input_shape"]) != tuple(live):
+        if build and build.get("input_shape") is not None and len(layer._inbound_nodes) == 1:
+            tensors = layer._inbound_nodes[0].arguments.keras_tensors
+            live = tuple(tensors[0].shape) if len(tensors) == 1 else [tuple(t.shape) for t in tensors]
+            recorded = build["input_shape"]
+            recorded = tuple(recorded) if len(tensors) == 1 else [tuple(s) for s in recorded]
+            if recorded != live:
                 problems.append(f"{'/'.join(path)} build_config {build['input_shape']} vs {live}")
     return problems
 
