@@ -80,6 +80,19 @@ def test_bad_options_raise_naming_what_was_received(kwargs, message):
         SearchSpace.from_model(residual_model(), **kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"exclude": "stem"}, TypeError, r"sequence of layer names.*use exclude=\('stem',\)"),
+        ({"exclude": ("stme",)}, ValueError, r"does not have: \['stme'\]"),
+        ({"width_options": {"expnad": [8]}}, ValueError, r"does not have: \['expnad'\]"),
+    ],
+)
+def test_misspelled_layer_names_are_reported(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        SearchSpace.from_model(residual_model(), **kwargs)
+
+
 def test_exclude_keeps_a_layer_at_its_width_and_kernel():
     space = SearchSpace.from_model(residual_model(), exclude=("expand", "depthwise"))
     assert space.names == ["stem.block_filter"]
@@ -203,6 +216,17 @@ def test_unknown_layer_type_in_a_group_warns_once_and_freezes_it():
     messages = [str(w.message) for w in caught if "not understood" in str(w.message)]
     assert len(messages) == 1 and "odd (Permute)" in messages[0]
     assert space.names == ["b"]
+
+
+def test_per_channel_constant_freezes_the_channels_it_scales():
+    inputs = keras.Input((4, 4, 3))
+    a = keras.layers.Conv2D(8, 1, name="a")(inputs)
+    scaled = a * np.arange(8, dtype="float32")
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1, name="b")(keras.layers.Conv2D(16, 1, name="c")(scaled)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        space = SearchSpace.from_model(model)
+    assert space.names == ["c"]
 
 
 def test_sequential_with_flatten_slices_the_dense_input_per_position():
