@@ -59,6 +59,7 @@ def main() -> None:
         "model": "MobileNetV2 alpha=1.0, 224x224, weights=None",
         "searchable_layers": len(space.layers),
         "architectures": space.num_architectures,
+        "base_madds": space.cost(space.base_arch),
         "space_from_model_s": space_seconds,
         "cost_us_per_call": cost_us,
         "cost_calls": len(archs),

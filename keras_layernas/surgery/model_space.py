@@ -146,7 +146,8 @@ class _ModelSpace:
                 f"{sorted(self._exclude)}, kernel_options={kernel_options}."
             )
         self._compile_cost()
-        self._weights = None
+        # The space slims the model as it is now: later training does not leak in.
+        self._weights = _weights_by_path(self.model)
         self._scores: dict[int, np.ndarray] = {}
 
     # -- analysis ---------------------------------------------------------------------
@@ -441,21 +442,12 @@ class _ModelSpace:
         return total
 
     # -- materialize --------------------------------------------------------------------
-    def _source_weights(self) -> dict:
-        if self._weights is None:
-            self._weights = {
-                path: layer.get_weights()
-                for path, layer in _materialize.iter_layers(self.model).items()
-                if layer.weights and not isinstance(layer, keras.Model)
-            }
-        return self._weights
-
     def _keep(self, group_id: int, width: int) -> np.ndarray | None:
         group = self.graph.groups[group_id]
         if width == group.width:
             return None
         if group_id not in self._scores:
-            weights = self._source_weights()
+            weights = self._weights
             kernels = [weights[c.path][0] for c in group.producers]
             self._scores[group_id] = np.asarray(self._importance(kernels))
         return keep_indices(self._scores[group_id], width)
@@ -511,7 +503,7 @@ class _ModelSpace:
             elif in_index is not None:
                 plans[call.path] = _materialize.WeightSlice("channel", in_index)
         model = _materialize.rebuild(self.model, self._config, edits)
-        _materialize.transfer_weights(self._source_weights(), model, plans)
+        _materialize.transfer_weights(self._weights, model, plans)
         return model
 
     def _edit_padding(self, call: Call, kernel: int, edits: dict) -> None:
@@ -585,13 +577,17 @@ def _fixed_size_model(model: Any, input_shape: Sequence[int] | None):
         return model
     input_shape = tuple(int(d) for d in input_shape)
     sized = _materialize.rebuild(model, model.get_config(), {}, input_shape=input_shape)
-    weights = {
+    _materialize.transfer_weights(_weights_by_path(model), sized, {})
+    return sized
+
+
+def _weights_by_path(model: Any) -> dict:
+    """``{layer path: weight arrays}`` of every layer that owns weights."""
+    return {
         path: layer.get_weights()
         for path, layer in _materialize.iter_layers(model).items()
         if layer.weights and not isinstance(layer, keras.Model)
     }
-    _materialize.transfer_weights(weights, sized, {})
-    return sized
 
 
 def space_from_model(

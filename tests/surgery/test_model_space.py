@@ -240,3 +240,13 @@ def test_sequential_with_flatten_slices_the_dense_input_per_position():
     source = model.get_layer("dense").kernel.numpy().reshape(16, 16, 4)
     np.testing.assert_array_equal(slim.get_layer("dense").kernel, source[:, kept].reshape(128, 4))
     assert space.cost((8,)) == layernas.count_madds(slim)
+
+
+def test_space_keeps_the_weights_the_model_had_when_it_was_made():
+    model = residual_model()
+    space = SearchSpace.from_model(model)
+    x = random_inputs(model)
+    before = np.asarray(model(x))
+    head = model.get_layer("head")
+    head.kernel.assign(np.zeros(head.kernel.shape, "float32"))
+    assert max_abs_diff(space.materialize(space.base_arch)(x), before) < 1e-5
