@@ -74,7 +74,8 @@ def main() -> None:
         ["`space.cost(arch)`", f"{cost_us:.1f} us / call ({len(archs)} random archs)", "<= 50 us"],
         ["plain `MobileNetV2()` build", f"{plain_s:.2f} s (median of {REPEATS})", ""],
         ["`materialize(base_arch)`", f"{base_s:.2f} s = {base_s / plain_s:.2f}x plain", "<= 2x"],
-        ["`materialize(random arch)`", f"{random_s:.2f} s = {random_s / plain_s:.2f}x plain", "<= 2x"],
+        ["`materialize(random arch)`", f"{random_s:.2f} s = {random_s / plain_s:.2f}x plain",
+         "<= 2x"],
         ["`SearchSpace.from_model`", f"{space_seconds:.2f} s (once per search)", ""],
     ]
     write_section(
