@@ -575,6 +575,14 @@ def _fixed_size_model(model: Any, input_shape: Sequence[int] | None):
                 f"input_shape=None with model input shape {tuple(model.inputs[0].shape)}."
             )
         return model
+    expected_rank = len(model.inputs[0].shape) - 1
+    if len(tuple(input_shape)) != expected_rank or any(
+        not isinstance(d, (int, np.integer)) or d < 1 for d in input_shape
+    ):
+        raise ValueError(
+            f"input_shape must be {expected_rank} positive integers, without the batch "
+            f"axis, e.g. (224, 224, 3). Received: input_shape={input_shape!r}."
+        )
     input_shape = tuple(int(d) for d in input_shape)
     sized = _materialize.rebuild(model, model.get_config(), {}, input_shape=input_shape)
     _materialize.transfer_weights(_weights_by_path(model), sized, {})

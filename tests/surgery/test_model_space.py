@@ -206,6 +206,8 @@ def test_unknown_spatial_size_needs_input_shape():
     assert space.cost(_with(space, conv=8)) == layernas.count_madds(slim) == by_hand
     x = random_inputs(slim)
     assert max_abs_diff(model(x), space.materialize(space.base_arch)(x)) < 1e-5
+    with pytest.raises(ValueError, match=r"3 positive integers.*Received: input_shape=\(12, 12\)"):
+        SearchSpace.from_model(model, input_shape=(12, 12))
 
 
 def test_unknown_layer_type_in_a_group_warns_once_and_freezes_it():
