@@ -77,6 +77,7 @@ def main() -> None:
         ["`materialize(random arch)`", f"{random_s:.2f} s = {random_s / plain_s:.2f}x plain",
          "<= 2x"],
         ["`SearchSpace.from_model`", f"{space_seconds:.2f} s (once per search)", ""],
+        ["`space.cost(base_arch)`", f"{payload['base_madds']:,} MAdds", "MobileNetV2's 300M"],
     ]
     write_section(
         "surgery_speed",
