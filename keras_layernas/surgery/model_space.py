@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 import keras
 import numpy as np
 
+from keras_layernas.profile import formulas
 from keras_layernas.surgery import _materialize
 from keras_layernas.surgery._graph import _CONVS, _DEPTHWISE, Call, ChannelGraph, CoupledGroup
 from keras_layernas.surgery._importance import Importance, keep_indices, l1_importance
@@ -336,7 +337,6 @@ class _ModelSpace:
         variable = {1 + e.group.id for e in self.entries if e.group is not None}
         variable |= {1 + r for r, s in self._parent.items() if 1 + s in variable}
         variable |= set(kernel_slot.values())
-        self._variable_slots = variable
         base = [1] + [g.width for g in graph.groups]
         base += [
             e.depthwise.base ** len(e.depthwise.call.op.kernel_size)
@@ -371,6 +371,12 @@ class _ModelSpace:
         return sum(row.madds for row in rows if row.name.split("#")[0] not in modeled)
 
     def _call_terms(self, call: Call, kernel_slot: Mapping[int, int]):
+        """``(coef, slot_a, slot_b)`` terms of one call's MAdds.
+
+        Every coefficient is the shared formula evaluated with one input and
+        one output channel: the formulas are linear in each channel count, so
+        the term times the two widths is the formula at those widths.
+        """
         op, graph = call.op, self.graph
         if call.role not in ("producer", "follower"):
             return
@@ -378,25 +384,27 @@ class _ModelSpace:
             return
         in_groups = graph.layout_groups(call.inputs[0])
         repeat = graph.repeat(call.inputs[0])
+        spatial = call.output_shapes[0][1:-1]
+        _check_known(spatial, call)
         if isinstance(op, keras.layers.Dense):
             out = 1 + graph.layout_groups(call.outputs[0])[0]
-            positions = _known_prod(call.output_shapes[0][1:-1], call)
+            coef = formulas.dense_madds(1, 1, math.prod(spatial)) * repeat
             for g in in_groups:
-                yield positions * repeat, 1 + g, out
-            return
-        spatial = _known_prod(call.output_shapes[0][1:-1], call)
-        if isinstance(op, _DEPTHWISE):
-            if call.index in kernel_slot:
-                for g in in_groups:
-                    yield spatial, 1 + g, kernel_slot[call.index]
-            else:
-                for g in in_groups:
-                    yield spatial * math.prod(op.kernel_size), 1 + g, 0
-            return
-        if isinstance(op, _CONVS):
+                yield coef, 1 + g, out
+        elif isinstance(op, _DEPTHWISE) and call.index in kernel_slot:
+            unit_kernel = (1,) * len(op.kernel_size)  # the kernel area is a slot of its own
+            coef = formulas.depthwise_madds(unit_kernel, 1, spatial)
+            for g in in_groups:
+                yield coef, 1 + g, kernel_slot[call.index]
+        elif isinstance(op, _DEPTHWISE):
+            coef = formulas.depthwise_madds(op.kernel_size, 1, spatial)
+            for g in in_groups:
+                yield coef, 1 + g, 0
+        elif isinstance(op, _CONVS):
             out = 1 + graph.layout_groups(call.outputs[0])[0]
+            coef = formulas.conv_madds(op.kernel_size, 1, 1, spatial)
             for g in in_groups:
-                yield spatial * math.prod(op.kernel_size), 1 + g, out
+                yield coef, 1 + g, out
 
     def _assignments(self, entry: _Entry) -> dict:
         """``{option: ((slot, value), ...)}``: what choosing an option sets."""
@@ -528,14 +536,13 @@ def _padding_pairs(op: Any) -> tuple:
     return tuple(tuple(p) for p in padding)
 
 
-def _known_prod(dims: Sequence, call: Call) -> int:
+def _check_known(dims: Sequence, call: Call) -> None:
     if any(d is None for d in dims):
         raise ValueError(
             f"Layer {'/'.join(call.path)!r} has an unknown spatial size, so its MAdds "
             f"are undefined. Received: output shape {call.output_shapes[0]}. Pass "
             "input_shape=(height, width, channels) to SearchSpace.from_model."
         )
-    return math.prod(dims)
 
 
 def _check_kernels(kernel_options: Sequence[int] | None) -> tuple:
