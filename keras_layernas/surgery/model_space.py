@@ -230,12 +230,14 @@ class _ModelSpace:
             options = tuple(k for k in options if low + (k - base) // 2 >= 0)
         return _Depthwise(call, base, options, pad_call) if len(options) > 1 else None
 
-    def _widths_for(self, name: str, members: Sequence[str], base: int) -> list[int]:
+    def _widths_for(self, name: str, producers: Sequence[Call], base: int) -> list[int]:
+        """Width options of one group: base first, from the user's spec or the defaults."""
         spec = self._width_options
         if callable(spec):
             chosen = list(spec(name, base))
         elif isinstance(spec, Mapping):
-            key = next((k for k in (name, *members) if k in spec), None)
+            names = [name] + [n for c in producers for n in (c.path[-1], self._name(c))]
+            key = next((k for k in names if k in spec), None)
             chosen = list(spec[key]) if key is not None else default_widths(base)
         elif spec is None:
             chosen = default_widths(base)
@@ -265,7 +267,8 @@ class _ModelSpace:
             dw = None if id(call.op) in paired else self._searchable_depthwise(call)
             if dw is not None:
                 name = self._name(call)
-                entries.append(_Entry(name, "kernel", dw.options, None, dw, call.index, (name,)))
+                members = (name,) if dw.pad_call is None else (name, self._name(dw.pad_call))
+                entries.append(_Entry(name, "kernel", dw.options, None, dw, call.index, members))
         entries.sort(key=lambda e: e.key)
         return entries
 
@@ -273,16 +276,17 @@ class _ModelSpace:
         """The searchable layer of a free group, or None when it has one option only."""
         producers = self._main_producers(group)
         first = min(producers, key=lambda c: c.index)
-        members = tuple(self._name(c) for c in group.producers + group.followers)
+        touched = group.producers + group.followers + group.consumers
+        members = tuple(dict.fromkeys(self._name(c) for c in touched))
         if len({id(c.op) for c in producers}) > 1:
             name = f"{self._name(first)}.block_filter"
-            widths = self._widths_for(name, members, group.width)
+            widths = self._widths_for(name, group.producers, group.width)
             if len(widths) == 1:
                 return None
             key = self._block_filter_key(group, producers)
             return _Entry(name, "block_filter", tuple(widths), group, None, key, members)
         name = self._name(first)
-        widths = self._widths_for(name, members, group.width)
+        widths = self._widths_for(name, group.producers, group.width)
         depthwise_calls = [c for c in group.followers if isinstance(c.op, _DEPTHWISE)]
         searchable = [d for d in map(self._searchable_depthwise, depthwise_calls) if d is not None]
         if len(searchable) == 1:
@@ -619,7 +623,7 @@ def space_from_model(
         model: a functional or Sequential Keras model (nested models are fine).
         width_options: ``None`` for the default fractions of each base width
             (rounded to multiples of 8); a sequence of fractions; a dict
-            ``{searchable or model layer name: [widths]}``; or a callable
+            ``{searchable layer name or producing layer name: [widths]}``; or a callable
             ``(name, base_width) -> widths``. The base width is always option 0.
         kernel_options: kernel sizes for depthwise convs (odd); ``None`` keeps
             every kernel.

@@ -47,6 +47,7 @@ def test_layers_kinds_and_options_of_a_residual_block():
     assert {o.kernel for o in expand} == {3, 5, 7}
     assert {o.width for o in expand} == {32, 24, 16, 8}
     assert space.base_arch == (16, KernelWidth(5, 32))
+    assert set(_layer(space, "expand").members) == {"expand", "expand_bn", "depthwise", "project"}
     assert space.options == [list(l.options) for l in space.layers]
 
 
