@@ -396,15 +396,15 @@ class LayerNASTuner(keras_tuner.Tuner):
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
-        if hypermodel is None and type(self).run_trial is LayerNASTuner.run_trial:
-            if compile_kwargs is None:
-                raise ValueError(
-                    "LayerNASTuner needs a hypermodel, or compile_kwargs to compile the "
-                    "models it materializes from the space (e.g. compile_kwargs={'optimizer': "
-                    "'adam', 'loss': 'sparse_categorical_crossentropy', 'metrics': "
-                    "['accuracy']}). Received: hypermodel=None, compile_kwargs=None."
-                )
+        if hypermodel is None and compile_kwargs is not None:
             hypermodel = LayerNASHyperModel(space, compile_kwargs, fit_kwargs)
+        elif hypermodel is None and type(self).run_trial is LayerNASTuner.run_trial:
+            raise ValueError(
+                "LayerNASTuner needs a hypermodel, or compile_kwargs to compile the "
+                "models it materializes from the space (e.g. compile_kwargs={'optimizer': "
+                "'adam', 'loss': 'sparse_categorical_crossentropy', 'metrics': "
+                "['accuracy']}). Received: hypermodel=None, compile_kwargs=None."
+            )
         super().__init__(oracle, hypermodel, **kwargs)
 
     def run_trial(self, trial: Trial, *args, **kwargs):
