@@ -54,3 +54,37 @@ def depthwise_madds(
 def dense_madds(in_features: int, units: int, leading_positions: int = 1) -> int:
     """MAdds of a Dense layer applied at ``leading_positions`` positions."""
     return leading_positions * in_features * units
+
+
+def separable_madds(
+    kernel_size: Sequence[int],
+    in_channels: int,
+    out_channels: int,
+    output_spatial: Sequence[int],
+    depth_multiplier: int = 1,
+) -> int:
+    """MAdds of a separable convolution: depthwise, then a 1x1 pointwise conv.
+
+    The pointwise step runs at the depthwise output's positions (it has stride
+    1), so both parts share ``output_spatial``.
+    """
+    depthwise = depthwise_madds(kernel_size, in_channels, output_spatial, depth_multiplier)
+    pointwise = conv_madds(
+        (1,) * len(kernel_size), in_channels * depth_multiplier, out_channels, output_spatial
+    )
+    return depthwise + pointwise
+
+
+def conv_transpose_madds(
+    kernel_size: Sequence[int],
+    in_channels: int,
+    out_channels: int,
+    input_spatial: Sequence[int],
+) -> int:
+    """MAdds of a transposed convolution.
+
+    Every input position scatters one full kernel into the output, so the cost
+    follows the *input* positions (the output size depends on stride/padding,
+    the work does not).
+    """
+    return math.prod(input_spatial) * math.prod(kernel_size) * in_channels * out_channels
