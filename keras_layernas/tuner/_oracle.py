@@ -162,7 +162,11 @@ class LayerNASOracle(keras_tuner.Oracle):
             status = TrialStatus.STOPPED if self._search.finished else TrialStatus.IDLE
             return {"status": status, "values": None}
         self._candidate_of_trial[trial_id] = candidate.id
-        return {"status": TrialStatus.RUNNING, "values": self.space.encode(candidate.arch)}
+        # By index into the space's own options: a restored LayerNAS holds
+        # option values as JSON gave them back (a KernelWidth becomes a plain
+        # tuple, which would encode differently).
+        arch = tuple(layer.options[i] for layer, i in zip(self.space.layers, candidate.indices))
+        return {"status": TrialStatus.RUNNING, "values": self.space.encode(arch)}
 
     def create_trial(self, tuner_id: str) -> Trial:
         """KerasTuner's ``create_trial``, holding the caller back on ``"IDLE"``.
