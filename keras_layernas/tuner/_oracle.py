@@ -311,12 +311,15 @@ class LayerNASOracle(keras_tuner.Oracle):
             if trial_id in self._told_trials:
                 continue
             if trial.status == TrialStatus.RUNNING and self._objective_reported(trial):
+                # end_trial's accounting, minus the display of a trial that
+                # started in the crashed process
                 trial.status = TrialStatus.COMPLETED
                 self.score_trial(trial)
                 if math.isnan(trial.score):
-                    trial.status = TrialStatus.INVALID  # stays queued for a retry
-                    continue
+                    trial.status = TrialStatus.INVALID
                 self._run_times[trial_id] += 1
+                if self._retry(trial):
+                    trial.metrics = MetricsTracker()
                 self._save_trial(trial)
             if trial.status in _FINAL:
                 if trial_id not in self.end_order:

@@ -241,3 +241,20 @@ def test_state_files_are_replaced_whole_or_not_at_all(tmp_path):
         write_json_atomically(str(path), {"trials": object()})
     assert json.loads(path.read_text()) == {"trials": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["oracle.json"]
+
+
+@pytest.mark.parametrize("reported, status, told", [
+    (2.5, TrialStatus.COMPLETED, 2.5),
+    (float("nan"), TrialStatus.FAILED, None),
+])
+def test_trial_that_reported_before_a_crash_is_ended_on_reload_not_rerun(
+        tmp_path, reported, status, told):
+    crashed = make_oracle(tmp_path)
+    trial = crashed.create_trial("tuner0")
+    crashed.update_trial(trial.trial_id, {"score": reported})  # then the process dies
+    resumed = make_oracle(tmp_path)
+    resumed.reload()
+    assert resumed.trials[trial.trial_id].status == status
+    assert [(r.arch, r.score) for r in resumed.search.history] == [
+        (crashed.architecture(trial), told)]
+    assert resumed.create_trial("tuner0").trial_id != trial.trial_id
