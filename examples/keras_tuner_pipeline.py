@@ -117,6 +117,11 @@ def main() -> None:
     for entry in oracle.pareto_front():
         print(f"  trial {entry['trial_id']}: {entry['arch']}  "
               f"{entry['cost'] / 1e6:.2f} MMAdds  val_accuracy {entry['score']:.4f}")
+    if not oracle.get_best_trials():
+        # LayerNAS reaches the budget on its last searchable layer only
+        print(f"\nNo trial inside the budget yet after {len(oracle.trials)} trials: "
+              "run again with a larger --max-trials to continue the search.")
+        return
     best_hp = tuner.get_best_hyperparameters()[0]
     best_model = tuner.get_best_models()[0]
     _, test_accuracy = best_model.evaluate(x_test, y_test, verbose=0)

@@ -95,7 +95,7 @@ class LayerNASOracle(keras_tuner.Oracle):
 
     Raises:
         TypeError: ``space`` is not a ``SearchSpace``.
-        ValueError: ``target`` is not a finite ``(low, high)`` pair or lies
+        ValueError: ``idle_wait_s`` is negative, ``target`` is not a finite ``(low, high)`` pair or lies
             outside the space's reachable cost (LayerNAS's checks), a count is
             not positive, or a layer's options cannot be ``hp.Choice`` values.
 
@@ -127,6 +127,11 @@ class LayerNASOracle(keras_tuner.Oracle):
             raise TypeError(
                 "space must be a keras_layernas SearchSpace (SearchSpace.from_model or "
                 f"SearchSpace.from_options). Received: space of type {type(space).__name__}."
+            )
+        if not idle_wait_s >= 0:
+            raise ValueError(
+                "idle_wait_s must be a number of seconds >= 0. "
+                f"Received: idle_wait_s={idle_wait_s!r}."
             )
         hyperparameters = keras_tuner.HyperParameters()
         for layer in space.layers:

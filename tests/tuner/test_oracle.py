@@ -193,6 +193,7 @@ def test_best_trials_are_in_target_only_and_minimised_objective_is_respected(tmp
         ({"target": (900, 800)}, ValueError, "low <= high"),
         ({"num_buckets": 0}, ValueError, "num_buckets"),
         ({"space": {"l1": [8, 4]}}, TypeError, "SearchSpace"),
+        ({"idle_wait_s": -1}, ValueError, "idle_wait_s"),
     ],
 )
 def test_bad_arguments_fail_at_construction_naming_what_was_received(tmp_path, kwargs, error, match):
