@@ -228,6 +228,13 @@ def _walk(model: Any, prefix: Path, alias: dict, calls: list, shapes: dict) -> N
                 shapes.setdefault(alias.get(id(t), id(t)), _shape(t))
             if is_nested_model(op):
                 check_graph_model(op)
+                if any(c.path[: len(prefix) + 1] == prefix + (op.name,) for c in calls):
+                    raise ValueError(
+                        f"Nested model {op.name!r} is called more than once; its layers "
+                        "would need the same channels at every call, which this analysis "
+                        "does not handle. Received: a model that reuses a sub-model. "
+                        "Call each sub-model once (build a separate copy for each use)."
+                    )
                 inner = _functional_of(op)
                 for inner_in, outer in zip(inner.inputs, inputs):
                     alias[id(inner_in)] = outer

@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 import keras
 import numpy as np
 
+from keras_layernas.profile import formulas
 from keras_layernas.surgery import _materialize
 from keras_layernas.surgery._graph import _CONVS, _DEPTHWISE, Call, ChannelGraph, CoupledGroup
 from keras_layernas.surgery._importance import Importance, keep_indices, l1_importance
@@ -146,7 +147,8 @@ class _ModelSpace:
                 f"{sorted(self._exclude)}, kernel_options={kernel_options}."
             )
         self._compile_cost()
-        self._weights = None
+        # The space slims the model as it is now: later training does not leak in.
+        self._weights = _weights_by_path(self.model)
         self._scores: dict[int, np.ndarray] = {}
 
     # -- analysis ---------------------------------------------------------------------
@@ -228,12 +230,14 @@ class _ModelSpace:
             options = tuple(k for k in options if low + (k - base) // 2 >= 0)
         return _Depthwise(call, base, options, pad_call) if len(options) > 1 else None
 
-    def _widths_for(self, name: str, members: Sequence[str], base: int) -> list[int]:
+    def _widths_for(self, name: str, producers: Sequence[Call], base: int) -> list[int]:
+        """Width options of one group: base first, from the user's spec or the defaults."""
         spec = self._width_options
         if callable(spec):
             chosen = list(spec(name, base))
         elif isinstance(spec, Mapping):
-            key = next((k for k in (name, *members) if k in spec), None)
+            names = [name] + [n for c in producers for n in (c.path[-1], self._name(c))]
+            key = next((k for k in names if k in spec), None)
             chosen = list(spec[key]) if key is not None else default_widths(base)
         elif spec is None:
             chosen = default_widths(base)
@@ -263,7 +267,8 @@ class _ModelSpace:
             dw = None if id(call.op) in paired else self._searchable_depthwise(call)
             if dw is not None:
                 name = self._name(call)
-                entries.append(_Entry(name, "kernel", dw.options, None, dw, call.index, (name,)))
+                members = (name,) if dw.pad_call is None else (name, self._name(dw.pad_call))
+                entries.append(_Entry(name, "kernel", dw.options, None, dw, call.index, members))
         entries.sort(key=lambda e: e.key)
         return entries
 
@@ -271,16 +276,17 @@ class _ModelSpace:
         """The searchable layer of a free group, or None when it has one option only."""
         producers = self._main_producers(group)
         first = min(producers, key=lambda c: c.index)
-        members = tuple(self._name(c) for c in group.producers + group.followers)
+        touched = group.producers + group.followers + group.consumers
+        members = tuple(dict.fromkeys(self._name(c) for c in touched))
         if len({id(c.op) for c in producers}) > 1:
             name = f"{self._name(first)}.block_filter"
-            widths = self._widths_for(name, members, group.width)
+            widths = self._widths_for(name, group.producers, group.width)
             if len(widths) == 1:
                 return None
             key = self._block_filter_key(group, producers)
             return _Entry(name, "block_filter", tuple(widths), group, None, key, members)
         name = self._name(first)
-        widths = self._widths_for(name, members, group.width)
+        widths = self._widths_for(name, group.producers, group.width)
         depthwise_calls = [c for c in group.followers if isinstance(c.op, _DEPTHWISE)]
         searchable = [d for d in map(self._searchable_depthwise, depthwise_calls) if d is not None]
         if len(searchable) == 1:
@@ -335,7 +341,6 @@ class _ModelSpace:
         variable = {1 + e.group.id for e in self.entries if e.group is not None}
         variable |= {1 + r for r, s in self._parent.items() if 1 + s in variable}
         variable |= set(kernel_slot.values())
-        self._variable_slots = variable
         base = [1] + [g.width for g in graph.groups]
         base += [
             e.depthwise.base ** len(e.depthwise.call.op.kernel_size)
@@ -370,6 +375,12 @@ class _ModelSpace:
         return sum(row.madds for row in rows if row.name.split("#")[0] not in modeled)
 
     def _call_terms(self, call: Call, kernel_slot: Mapping[int, int]):
+        """``(coef, slot_a, slot_b)`` terms of one call's MAdds.
+
+        Every coefficient is the shared formula evaluated with one input and
+        one output channel: the formulas are linear in each channel count, so
+        the term times the two widths is the formula at those widths.
+        """
         op, graph = call.op, self.graph
         if call.role not in ("producer", "follower"):
             return
@@ -377,25 +388,27 @@ class _ModelSpace:
             return
         in_groups = graph.layout_groups(call.inputs[0])
         repeat = graph.repeat(call.inputs[0])
+        spatial = call.output_shapes[0][1:-1]
+        _check_known(spatial, call)
         if isinstance(op, keras.layers.Dense):
             out = 1 + graph.layout_groups(call.outputs[0])[0]
-            positions = _known_prod(call.output_shapes[0][1:-1], call)
+            coef = formulas.dense_madds(1, 1, math.prod(spatial)) * repeat
             for g in in_groups:
-                yield positions * repeat, 1 + g, out
-            return
-        spatial = _known_prod(call.output_shapes[0][1:-1], call)
-        if isinstance(op, _DEPTHWISE):
-            if call.index in kernel_slot:
-                for g in in_groups:
-                    yield spatial, 1 + g, kernel_slot[call.index]
-            else:
-                for g in in_groups:
-                    yield spatial * math.prod(op.kernel_size), 1 + g, 0
-            return
-        if isinstance(op, _CONVS):
+                yield coef, 1 + g, out
+        elif isinstance(op, _DEPTHWISE) and call.index in kernel_slot:
+            unit_kernel = (1,) * len(op.kernel_size)  # the kernel area is a slot of its own
+            coef = formulas.depthwise_madds(unit_kernel, 1, spatial)
+            for g in in_groups:
+                yield coef, 1 + g, kernel_slot[call.index]
+        elif isinstance(op, _DEPTHWISE):
+            coef = formulas.depthwise_madds(op.kernel_size, 1, spatial)
+            for g in in_groups:
+                yield coef, 1 + g, 0
+        elif isinstance(op, _CONVS):
             out = 1 + graph.layout_groups(call.outputs[0])[0]
+            coef = formulas.conv_madds(op.kernel_size, 1, 1, spatial)
             for g in in_groups:
-                yield spatial * math.prod(op.kernel_size), 1 + g, out
+                yield coef, 1 + g, out
 
     def _assignments(self, entry: _Entry) -> dict:
         """``{option: ((slot, value), ...)}``: what choosing an option sets."""
@@ -441,21 +454,12 @@ class _ModelSpace:
         return total
 
     # -- materialize --------------------------------------------------------------------
-    def _source_weights(self) -> dict:
-        if self._weights is None:
-            self._weights = {
-                path: layer.get_weights()
-                for path, layer in _materialize.iter_layers(self.model).items()
-                if layer.weights and not isinstance(layer, keras.Model)
-            }
-        return self._weights
-
     def _keep(self, group_id: int, width: int) -> np.ndarray | None:
         group = self.graph.groups[group_id]
         if width == group.width:
             return None
         if group_id not in self._scores:
-            weights = self._source_weights()
+            weights = self._weights
             kernels = [weights[c.path][0] for c in group.producers]
             self._scores[group_id] = np.asarray(self._importance(kernels))
         return keep_indices(self._scores[group_id], width)
@@ -511,7 +515,7 @@ class _ModelSpace:
             elif in_index is not None:
                 plans[call.path] = _materialize.WeightSlice("channel", in_index)
         model = _materialize.rebuild(self.model, self._config, edits)
-        _materialize.transfer_weights(self._source_weights(), model, plans)
+        _materialize.transfer_weights(self._weights, model, plans)
         return model
 
     def _edit_padding(self, call: Call, kernel: int, edits: dict) -> None:
@@ -536,14 +540,13 @@ def _padding_pairs(op: Any) -> tuple:
     return tuple(tuple(p) for p in padding)
 
 
-def _known_prod(dims: Sequence, call: Call) -> int:
+def _check_known(dims: Sequence, call: Call) -> None:
     if any(d is None for d in dims):
         raise ValueError(
             f"Layer {'/'.join(call.path)!r} has an unknown spatial size, so its MAdds "
             f"are undefined. Received: output shape {call.output_shapes[0]}. Pass "
             "input_shape=(height, width, channels) to SearchSpace.from_model."
         )
-    return math.prod(dims)
 
 
 def _check_kernels(kernel_options: Sequence[int] | None) -> tuple:
@@ -583,15 +586,27 @@ def _fixed_size_model(model: Any, input_shape: Sequence[int] | None):
                 f"input_shape=None with model input shape {tuple(model.inputs[0].shape)}."
             )
         return model
+    expected_rank = len(model.inputs[0].shape) - 1
+    if len(tuple(input_shape)) != expected_rank or any(
+        not isinstance(d, (int, np.integer)) or d < 1 for d in input_shape
+    ):
+        raise ValueError(
+            f"input_shape must be {expected_rank} positive integers, without the batch "
+            f"axis, e.g. (224, 224, 3). Received: input_shape={input_shape!r}."
+        )
     input_shape = tuple(int(d) for d in input_shape)
     sized = _materialize.rebuild(model, model.get_config(), {}, input_shape=input_shape)
-    weights = {
+    _materialize.transfer_weights(_weights_by_path(model), sized, {})
+    return sized
+
+
+def _weights_by_path(model: Any) -> dict:
+    """``{layer path: weight arrays}`` of every layer that owns weights."""
+    return {
         path: layer.get_weights()
         for path, layer in _materialize.iter_layers(model).items()
         if layer.weights and not isinstance(layer, keras.Model)
     }
-    _materialize.transfer_weights(weights, sized, {})
-    return sized
 
 
 def space_from_model(
@@ -608,7 +623,7 @@ def space_from_model(
         model: a functional or Sequential Keras model (nested models are fine).
         width_options: ``None`` for the default fractions of each base width
             (rounded to multiples of 8); a sequence of fractions; a dict
-            ``{searchable or model layer name: [widths]}``; or a callable
+            ``{searchable layer name or producing layer name: [widths]}``; or a callable
             ``(name, base_width) -> widths``. The base width is always option 0.
         kernel_options: kernel sizes for depthwise convs (odd); ``None`` keeps
             every kernel.

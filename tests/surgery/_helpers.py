@@ -30,7 +30,8 @@ def stale_shapes(model) -> list[str]:
     problems = []
 
     def check(level_model, config):
-        graph = level_model._functional if isinstance(level_model, keras.Sequential) else level_model
+        sequential = isinstance(level_model, keras.Sequential)
+        graph = level_model._functional if sequential else level_model
         operations = {op.name: op for op in graph.operations}  # ops too (x + 3.0)
         for entry in config["layers"]:
             for node in entry.get("inbound_nodes", []):
@@ -39,7 +40,8 @@ def stale_shapes(model) -> list[str]:
                     producer = operations[name]
                     live = producer._inbound_nodes[node_index].outputs[tensor_index].shape
                     if tuple(tensor["config"]["shape"]) != tuple(live):
-                        problems.append(f"{entry['name']} <- {name}: {tensor['config']['shape']} vs {live}")
+                        recorded = tensor["config"]["shape"]
+                        problems.append(f"{entry['name']} <- {name}: {recorded} vs {live}")
             if entry["class_name"] in ("Functional", "Sequential") and "layers" in entry["config"]:
                 check(operations[entry["config"]["name"]], entry["config"])
 
@@ -48,9 +50,11 @@ def stale_shapes(model) -> list[str]:
         build = layer.get_build_config() if hasattr(layer, "get_build_config") else None
         if build and build.get("input_shape") is not None and len(layer._inbound_nodes) == 1:
             tensors = layer._inbound_nodes[0].arguments.keras_tensors
-            live = tuple(tensors[0].shape) if len(tensors) == 1 else [tuple(t.shape) for t in tensors]
             recorded = build["input_shape"]
-            recorded = tuple(recorded) if len(tensors) == 1 else [tuple(s) for s in recorded]
+            if len(tensors) == 1:
+                live, recorded = tuple(tensors[0].shape), tuple(recorded)
+            else:
+                live, recorded = [tuple(t.shape) for t in tensors], [tuple(s) for s in recorded]
             if recorded != live:
                 problems.append(f"{'/'.join(path)} build_config {build['input_shape']} vs {live}")
     return problems

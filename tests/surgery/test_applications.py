@@ -19,7 +19,9 @@ apps = keras.applications
 
 
 def _nested_mobilenet_v2() -> keras.Model:
-    backbone = apps.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None)
+    backbone = apps.MobileNetV2(
+        input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None
+    )
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.GlobalAveragePooling2D()(backbone(inputs))
     x = keras.layers.Dense(32, activation="relu", name="new_hidden")(x)
@@ -43,7 +45,9 @@ def _plain_sequential() -> keras.Model:
 
 
 MODELS = {
-    "mobilenet_v2_0.35": lambda: apps.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None),
+    "mobilenet_v2_0.35": lambda: apps.MobileNetV2(
+        input_shape=(32, 32, 3), alpha=0.35, weights=None
+    ),
     "mobilenet_v3_small": lambda: apps.MobileNetV3Small(input_shape=(32, 32, 3), weights=None),
     "nested_mobilenet_v2": _nested_mobilenet_v2,
     "sequential_cnn": _plain_sequential,
@@ -56,7 +60,13 @@ MODELS = {
     ),
     "resnet50": lambda: apps.ResNet50(input_shape=(32, 32, 3), weights=None),
 }
-SLOW = {"mobilenet_v2_1.0", "mobilenet_v3_large_no_preprocessing", "mobilenet_v3_large_minimalistic", "resnet50"}
+SLOW = {  # heavy; mobilenet_v3_small's rules are also covered fast in test_model_space
+    "mobilenet_v3_small",
+    "mobilenet_v2_1.0",
+    "mobilenet_v3_large_no_preprocessing",
+    "mobilenet_v3_large_minimalistic",
+    "resnet50",
+}
 NAMES = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in MODELS]
 
 
@@ -65,7 +75,8 @@ def case(request):
     """Model, space and two slim models, built once per model for all checks."""
     model = MODELS[request.param]()
     space = SearchSpace.from_model(model)
-    slims = [(arch, space.materialize(arch)) for arch in random_archs(space, 2, seed=len(request.param))]
+    archs = random_archs(space, 2, seed=len(request.param))
+    slims = [(arch, space.materialize(arch)) for arch in archs]
     return model, space, slims
 
 

@@ -90,6 +90,14 @@ def test_nested_model_is_flattened_into_one_graph():
     assert ("residual", "stem") in [c.path for c in graph.calls]
 
 
+def test_nested_model_called_twice_is_rejected_clearly():
+    inner = residual_model()
+    inputs = keras.Input((8, 8, 3))
+    outputs = keras.layers.Add()([inner(inputs), inner(inputs)])
+    with pytest.raises(ValueError, match="'residual' is called more than once"):
+        ChannelGraph(keras.Model(inputs, outputs))
+
+
 def test_subclassed_model_is_rejected_with_a_clear_error():
     class Tiny(keras.Model):
         def __init__(self):

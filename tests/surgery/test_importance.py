@@ -35,13 +35,17 @@ def test_custom_importance_decides_the_kept_channels_everywhere_in_the_group():
     model = residual_model()
     last_channels_first = lambda kernels: np.arange(kernels[0].shape[-1], dtype=float)
     space = SearchSpace.from_model(
-        model, importance=last_channels_first, kernel_options=None, width_options={"stem.block_filter": [16, 8]}
+        model,
+        importance=last_channels_first,
+        kernel_options=None,
+        width_options={"stem.block_filter": [16, 8]},
     )
     arch = tuple(8 if l.name == "stem.block_filter" else l.options[0] for l in space.layers)
     slim = space.materialize(arch)
     kept = np.arange(8, 16)
-    np.testing.assert_array_equal(slim.get_layer("stem").kernel, model.get_layer("stem").kernel.numpy()[..., kept])
-    np.testing.assert_array_equal(slim.get_layer("project").bias, model.get_layer("project").bias.numpy()[kept])
+    source = {name: model.get_layer(name) for name in ("stem", "project")}
+    np.testing.assert_array_equal(slim.get_layer("stem").kernel, source["stem"].kernel.numpy()[..., kept])
+    np.testing.assert_array_equal(slim.get_layer("project").bias, source["project"].bias.numpy()[kept])
     np.testing.assert_array_equal(
         slim.get_layer("head").kernel, model.get_layer("head").kernel.numpy()[:, :, kept, :]
     )

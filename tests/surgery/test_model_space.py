@@ -47,6 +47,7 @@ def test_layers_kinds_and_options_of_a_residual_block():
     assert {o.kernel for o in expand} == {3, 5, 7}
     assert {o.width for o in expand} == {32, 24, 16, 8}
     assert space.base_arch == (16, KernelWidth(5, 32))
+    assert set(_layer(space, "expand").members) == {"expand", "expand_bn", "depthwise", "project"}
     assert space.options == [list(l.options) for l in space.layers]
 
 
@@ -118,9 +119,8 @@ def test_pruned_layers_keep_the_highest_l1_channels_and_readers_follow():
     source = model.get_layer("expand").kernel.numpy()
     kept = np.sort(np.argsort(-np.abs(source).sum(axis=(0, 1, 2)), kind="stable")[:16])
     np.testing.assert_array_equal(slim.get_layer("expand").kernel, source[..., kept])
-    np.testing.assert_array_equal(
-        slim.get_layer("expand_bn").moving_variance, model.get_layer("expand_bn").moving_variance.numpy()[kept]
-    )
+    variance = model.get_layer("expand_bn").moving_variance.numpy()
+    np.testing.assert_array_equal(slim.get_layer("expand_bn").moving_variance, variance[kept])
     np.testing.assert_array_equal(
         slim.get_layer("depthwise").kernel, model.get_layer("depthwise").kernel.numpy()[:, :, kept]
     )
@@ -135,7 +135,8 @@ def test_depthwise_kernel_shrinks_to_its_centre_and_grows_with_zeros():
     source = model.get_layer("depthwise").kernel.numpy()
     small = space.materialize(_with(space, expand=KernelWidth(3, 32))).get_layer("depthwise")
     np.testing.assert_array_equal(small.kernel, source[1:4, 1:4])
-    large = space.materialize(_with(space, expand=KernelWidth(7, 32))).get_layer("depthwise").kernel.numpy()
+    large = space.materialize(_with(space, expand=KernelWidth(7, 32))).get_layer("depthwise")
+    large = large.kernel.numpy()
     np.testing.assert_array_equal(large[1:6, 1:6], source)
     assert np.all(large[0] == 0) and np.all(large[:, 6] == 0)
 
@@ -165,7 +166,8 @@ def test_v3_squeeze_excite_reduce_uses_mobilenet_rounding(v3_small):
     model, space = v3_small
     slim = space.materialize(_with(space, expanded_conv_4_expand=KernelWidth(5, 120)))
     base_ratio = 64 / 240  # keras.applications: _depth(240 * 0.25)
-    assert slim.get_layer("expanded_conv_4_squeeze_excite_conv").filters == round_width(120 * base_ratio)
+    reduce = slim.get_layer("expanded_conv_4_squeeze_excite_conv")
+    assert reduce.filters == round_width(120 * base_ratio)
     assert slim.get_layer("expanded_conv_4_squeeze_excite_conv_1").filters == 120
 
 
@@ -187,21 +189,26 @@ def test_block_filter_is_searched_before_the_blocks_it_couples():
     model = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None)
     names = SearchSpace.from_model(model).names
     block = names.index("block_3_project.block_filter")
-    assert names.index("block_2_expand") < block < names.index("block_3_expand") < names.index("block_4_expand")
+    order = [names.index(n) for n in ("block_2_expand", "block_3_expand", "block_4_expand")]
+    assert order[0] < block < order[1] < order[2]
 
 
 def test_unknown_spatial_size_needs_input_shape():
     inputs = keras.Input((None, None, 3))
     x = keras.layers.Conv2D(16, 3, name="conv")(inputs)
     model = keras.Model(inputs, keras.layers.Conv2D(4, 1)(x))
-    with pytest.raises(ValueError, match=r"input_shape=\(height, width, channels\).*\(None, None, None, 3\)"):
+    expected = r"input_shape=\(height, width, channels\).*\(None, None, None, 3\)"
+    with pytest.raises(ValueError, match=expected):
         SearchSpace.from_model(model)
     space = SearchSpace.from_model(model, input_shape=(12, 12, 3))
     slim = space.materialize(_with(space, conv=8))
     assert tuple(slim.inputs[0].shape) == (None, 12, 12, 3)
-    assert space.cost(_with(space, conv=8)) == layernas.count_madds(slim) == 10 * 10 * 9 * 3 * 8 + 100 * 8 * 4
+    by_hand = 10 * 10 * 9 * 3 * 8 + 10 * 10 * 8 * 4
+    assert space.cost(_with(space, conv=8)) == layernas.count_madds(slim) == by_hand
     x = random_inputs(slim)
     assert max_abs_diff(model(x), space.materialize(space.base_arch)(x)) < 1e-5
+    with pytest.raises(ValueError, match=r"3 positive integers.*Received: input_shape=\(12, 12\)"):
+        SearchSpace.from_model(model, input_shape=(12, 12))
 
 
 def test_unknown_layer_type_in_a_group_warns_once_and_freezes_it():
@@ -222,7 +229,8 @@ def test_per_channel_constant_freezes_the_channels_it_scales():
     inputs = keras.Input((4, 4, 3))
     a = keras.layers.Conv2D(8, 1, name="a")(inputs)
     scaled = a * np.arange(8, dtype="float32")
-    model = keras.Model(inputs, keras.layers.Conv2D(2, 1, name="b")(keras.layers.Conv2D(16, 1, name="c")(scaled)))
+    x = keras.layers.Conv2D(16, 1, name="c")(scaled)
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1, name="b")(x))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         space = SearchSpace.from_model(model)
@@ -236,7 +244,18 @@ def test_sequential_with_flatten_slices_the_dense_input_per_position():
     )
     space = SearchSpace.from_model(model, width_options={"conv": [8]})
     slim = space.materialize((8,))
-    kept = np.sort(np.argsort(-np.abs(model.get_layer("conv").kernel.numpy()).sum(axis=(0, 1, 2)))[:8])
+    scores = np.abs(model.get_layer("conv").kernel.numpy()).sum(axis=(0, 1, 2))
+    kept = np.sort(np.argsort(-scores, kind="stable")[:8])
     source = model.get_layer("dense").kernel.numpy().reshape(16, 16, 4)
     np.testing.assert_array_equal(slim.get_layer("dense").kernel, source[:, kept].reshape(128, 4))
     assert space.cost((8,)) == layernas.count_madds(slim)
+
+
+def test_space_keeps_the_weights_the_model_had_when_it_was_made():
+    model = residual_model()
+    space = SearchSpace.from_model(model)
+    x = random_inputs(model)
+    before = np.asarray(model(x))
+    head = model.get_layer("head")
+    head.kernel.assign(np.zeros(head.kernel.shape, "float32"))
+    assert max_abs_diff(space.materialize(space.base_arch)(x), before) < 1e-5
