@@ -152,14 +152,13 @@ def make_tuner(oracle, table: Table, noise: float, seed: int, infeasible: str | 
 
         def run_trial(self, trial, *args, **kwargs):
             arch = tuple(trial.hyperparameters.get(name) for name in LAYERS)
-            cost = table.flops[arch]
-            out_of_target = not table.target[0] <= cost <= table.target[1]
+            out_of_target = not in_target(table, arch)
             log.archs.append(arch)
             log.infeasible.append(out_of_target and infeasible is not None)
             if out_of_target and infeasible == "fail":
                 log.scores.append(None)
                 raise keras_tuner.errors.FailedTrialError(
-                    f"{cost:.1f} MFLOPs is outside the target {table.target}.")
+                    f"{table.flops[arch]:.1f} MFLOPs is outside the target {table.target}.")
             if out_of_target and infeasible == "penalty":
                 score = PENALTY_SCORE
             else:
@@ -200,23 +199,31 @@ def run_one(searcher: Searcher, table: Table, noise: float, seed: int, budget: i
         tuner.search(verbose=0)
         log.search_seconds = time.perf_counter() - start
         best = oracle.get_best_trials(1)
-        ours = best_index(table, log.archs, log.scores, len(log.archs))
+        ours = returned_trials(table, log)[-1] if log.archs else None
         if ours is not None:
             theirs = tuple(best[0].hyperparameters.get(name) for name in LAYERS)
             assert theirs == log.archs[ours], (theirs, log.archs[ours])
     return log
 
 
-def best_index(table: Table, archs: list, scores: list, trials: int) -> int | None:
-    """Index of the best-scored in-target trial among the first ``trials`` (earliest on ties)."""
-    best = None
-    for i in range(trials):
-        cost = table.flops[archs[i]]
-        if scores[i] is None or not table.target[0] <= cost <= table.target[1]:
-            continue
-        if best is None or scores[i] > scores[best]:
-            best = i
-    return best
+def in_target(table: Table, arch: tuple) -> bool:
+    """Whether the architecture's FLOPs lie in the target range (bounds included)."""
+    return table.target[0] <= table.flops[arch] <= table.target[1]
+
+
+def returned_trials(table: Table, log: RunLog) -> list[int | None]:
+    """After each trial, the index of the trial the tuner returns as best.
+
+    That is the best-scored completed in-target trial, the earliest on ties
+    (``get_best_trials`` sorts stably); None before the first one.
+    """
+    returned, best = [], None
+    for i, (arch, score) in enumerate(zip(log.archs, log.scores)):
+        if score is not None and in_target(table, arch):
+            if best is None or score > log.scores[best]:
+                best = i
+        returned.append(best)
+    return returned
 
 
 def regret_curve(table: Table, log: RunLog, budget: int) -> np.ndarray:
@@ -225,12 +232,7 @@ def regret_curve(table: Table, log: RunLog, budget: int) -> np.ndarray:
     A run that stopped early (the oracle had nothing left) keeps its last answer.
     """
     curve = np.full(budget, np.nan)
-    best = None
-    for i, (arch, score) in enumerate(zip(log.archs, log.scores)):
-        cost = table.flops[arch]
-        if score is not None and table.target[0] <= cost <= table.target[1]:
-            if best is None or score > log.scores[best]:
-                best = i
+    for i, best in enumerate(returned_trials(table, log)):
         if best is not None:
             curve[i] = table.optimum - table.accuracy[log.archs[best]]
     trials = len(log.archs)
@@ -306,6 +308,10 @@ def summarise(results: dict, budgets: tuple) -> list[dict]:
             "optimum_at_budget": int(np.sum(curves[:, -1] == 0)),
             "trials": trials,
             "infeasible_share": sum(sum(log.infeasible) for log in logs) / trials,
+            # trained although outside the target: LayerNAS's wider intermediate candidates
+            "trained_outside_target_share": sum(
+                not rejected and not in_target(value["table"], arch)
+                for log in logs for arch, rejected in zip(log.archs, log.infeasible)) / trials,
             "duplicate_share": duplicates / trials,
             "ms_per_trial": 1000 * sum(log.search_seconds for log in logs) / trials,
             "propose_ms_per_trial": 1000 * sum(sum(log.propose_seconds) for log in logs) / trials,
@@ -338,6 +344,7 @@ def regret_markdown(rows: list[dict], budgets: tuple, reference: str = "LayerNAS
             f"{r['no_answer_at_budget']}/{r['seeds']}",
             f"{r['optimum_at_budget']}/{r['seeds']} @{r['budget']}",
             f"{100 * r['infeasible_share']:.0f}%",
+            f"{100 * r['trained_outside_target_share']:.0f}%",
             f"{100 * r['duplicate_share']:.0f}%",
             _ratio(mine, ref, reference),
             *(f"{_fmt(r['regret_after_trained'][n][0])} ({r['regret_after_trained'][n][1]})"
@@ -346,6 +353,7 @@ def regret_markdown(rows: list[dict], budgets: tuple, reference: str = "LayerNAS
     return markdown_table(
         ["dataset", "noise", "searcher", *(f"regret@{b}" for b in budgets),
          "no in-target answer at end", "optimum returned at end", "trials rejected (out of target)",
+         "trials trained outside target",
          "repeated archs", f"regret@200 / {reference}",
          *(f"regret after {n} trained (seeds with an answer)" for n in TRAINED)], lines)
 
@@ -383,7 +391,7 @@ def _ratio(mine: float | None, ref: float | None, reference: str) -> str:
 
 
 def plot(results: dict, datasets: list[str], path: Path) -> None:
-    """Mean regret vs trials, one panel per dataset x noise."""
+    """Mean regret vs trials, one panel per dataset x noise (symlog y axis)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -392,20 +400,23 @@ def plot(results: dict, datasets: list[str], path: Path) -> None:
     noises = sorted({n for _, n, _ in results})
     fig, axes = plt.subplots(len(noises), len(datasets), squeeze=False,
                              figsize=(5 * len(datasets), 3.6 * len(noises)))
+    top = {}
     for (dataset, noise, name), value in results.items():
         ax = axes[noises.index(noise)][datasets.index(dataset)]
-        curves = value["curves"]
-        answered = np.sum(~np.isnan(curves), axis=0)
-        # mean over the seeds that already have an in-target answer
-        mean = np.where(answered > 0, np.nansum(curves, axis=0) / np.maximum(answered, 1), np.nan)
+        mean = np.array([np.nan if m is None else m
+                         for m in (_mean_or_none(c) for c in value["curves"].T)])
+        if np.all(np.isnan(mean)):
+            name += " (no in-target answer)"
+        else:
+            top[ax] = max(top.get(ax, 0.0), float(np.nanmax(mean)))
         ax.plot(np.arange(1, len(mean) + 1), mean, label=name)
         ax.set_title(f"NATS-sss {dataset}, noise sigma={noise}")
-        ax.set_xlabel("trials (KerasTuner max_trials)")
-        ax.set_ylabel("mean regret (accuracy points)")
-        ax.set_yscale("symlog", linthresh=0.1)
-        ax.set_ylim(bottom=0)
     for row in axes:
         for ax in row:
+            ax.set_yscale("symlog", linthresh=0.1)
+            ax.set_ylim(0, 1.3 * top.get(ax, 1.0))  # after all lines: autoscale would stop at the first
+            ax.set_xlabel("trials (KerasTuner max_trials)")
+            ax.set_ylabel("mean regret (accuracy points)")
             ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -442,8 +453,9 @@ def load_raw(path: Path) -> dict:
     return results
 
 
-def report(results: dict, command: str, seconds: float) -> None:
+def report(results: dict, command: str) -> None:
     """JSON, PNG and the docs section from merged results."""
+    seconds = sum(log.search_seconds for value in results.values() for log in value["logs"])
     datasets = [d for d in TARGETS if any(k[0] == d for k in results)]
     noises = sorted({k[1] for k in results})
     results = {key: results[key] for key in sorted(
@@ -464,7 +476,7 @@ def report(results: dict, command: str, seconds: float) -> None:
             for (d, n, s), v in results.items()
         },
         "load_average_at_end": os.getloadavg(),
-        "seconds": seconds,
+        "search_seconds_summed_over_runs": seconds,
     })
     text = section_markdown(results, rows, budgets, command, seconds)
     write_section("oracle_comparison", text)
@@ -513,7 +525,8 @@ def section_markdown(results: dict, rows: list[dict], budgets: tuple, command: s
         "end trial, KerasTuner's trial/oracle/tuner JSON files), summed over all runs above; "
         "`populate_space` is the oracle's own decision. The Bayesian rows ran in a second "
         "process at the same time as the others, on a 2-core machine shared with other jobs "
-        f"(1-min load average {load:.1f} at the end; whole run {seconds / 60:.0f} min):\n\n"
+        f"(1-min load average {load:.1f} at the end; `Tuner.search` time summed over all runs "
+        f"{seconds / 60:.0f} min):\n\n"
         + overhead_markdown(rows)
     )
 
@@ -531,13 +544,13 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     quiet_failed_trials()
-    start = time.perf_counter()
     if args.merge:
         results = {}
         for path in args.merge:
             results.update(load_raw(path))
-        report(results, "python -m benchmarks.oracle_comparison (parts merged)",
-               time.perf_counter() - start)
+        report(results, "python -m benchmarks.oracle_comparison --only fast --datasets D "
+               "--raw fast_D.json` (one process per dataset), `... --only bayesian --raw "
+               "bayesian.json`, all at once, then `... --merge *.json")
         return
     datasets = ["cifar10"] if args.quick else args.datasets or list(TARGETS)
     seeds = list(range(2 if args.quick else 10))
@@ -555,7 +568,7 @@ def main() -> None:
         save_raw(results, args.raw)
         return
     command = "python -m benchmarks.oracle_comparison" + (" --quick" if args.quick else "")
-    report(results, command, time.perf_counter() - start)
+    report(results, command)
 
 
 if __name__ == "__main__":
