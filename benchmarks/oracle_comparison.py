@@ -34,6 +34,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import tempfile
@@ -682,6 +683,12 @@ def main() -> None:
     chosen = {n: s for n, s in SEARCHERS.items() if n in (args.searchers or SEARCHERS)}
     budget_cap = 100 if args.quick else None
     noises = args.noises or [0.0, 0.2]
+    wants_bayesian = args.only != "fast" and any(
+        s.oracle == "bayesian" for s in chosen.values())
+    if wants_bayesian and importlib.util.find_spec("sklearn") is None:
+        # fail now, not after the hour the other rows take
+        parser.error("the BayesianOptimization rows need scikit-learn (pip install "
+                     "keras-tuner[bayesian]); install it or pass --only fast.")
     results = {}
     if args.only != "bayesian":
         fast = {n: s for n, s in chosen.items() if s.oracle != "bayesian"}
