@@ -674,8 +674,10 @@ def main() -> None:
                 else:
                     results[key] = value
         report(results, "python -m benchmarks.oracle_comparison --only fast --datasets D "
-               "--raw fast_D.json` (one process per dataset), `... --only bayesian --raw "
-               "bayesian.json`, all at once, then `... --merge *.json")
+               "--raw fast_D.json` (one process per dataset) and `... --only bayesian --raw "
+               "bayesian.json` (seeds 0, 1) in parallel, then `... --only bayesian --seeds 2 3 4 "
+               "--noises S --searchers B --raw more_B_S.json` (one process per Bayesian row "
+               "and noise), then `... --merge *.json")
         return
     datasets = ["cifar10"] if args.quick else args.datasets or list(TARGETS)
     seeds = args.seeds or list(range(2 if args.quick else 10))
