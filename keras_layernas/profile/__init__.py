@@ -19,8 +19,9 @@ from keras_layernas.profile._profile import (
     count_params,
     profile,
 )
+from keras_layernas.profile._tf_reference import tf_profiler_madds
 
-__all__ = ["LayerCost", "Profile", "count_madds", "count_params", "profile"]
+__all__ = ["LayerCost", "Profile", "count_madds", "count_params", "profile", "tf_profiler_madds"]
 
 
 class _CallableModule(types.ModuleType):

@@ -129,14 +129,31 @@ def _layer_outputs(node, actual_inputs: list, tensors: dict) -> list:
     if all(a.shape == r.shape for a, r in zip(actual_inputs, node.input_tensors)):
         return node.outputs
     layer = node.operation
+    shapes = [tuple(x.shape) for x in actual_inputs]
     args, kwargs = node.arguments.fill_in(tensors)
     try:
+        _check_input_spec(layer, shapes)
         spec = layer.compute_output_spec(*args, **kwargs)
     except Exception as error:  # any layer may reject a shape in its own way
-        shapes = [tuple(x.shape) for x in actual_inputs]
         raise ValueError(
             f"Layer {layer.name!r} ({type(layer).__name__}) cannot take the requested "
             f"input size: it received shapes {shapes} ({error}). Pass an input_shape "
             "the model supports, e.g. the one it was built with."
         ) from error
     return keras.tree.flatten(spec)
+
+
+def _check_input_spec(layer, shapes: list[Shape]) -> None:
+    """Reject shapes that contradict a built layer's weights.
+
+    ``compute_output_spec`` alone would accept, say, 75 features into a Dense
+    built for 48 (it only derives the output), and the MAdds would be counted
+    for a model that cannot run. A built layer's ``input_spec`` pins those sizes.
+    """
+    specs = keras.tree.flatten(getattr(layer, "input_spec", None) or [])
+    for spec, shape in zip(specs, shapes):
+        if spec.ndim is not None and len(shape) != spec.ndim:
+            raise ValueError(f"expected rank {spec.ndim}, got rank {len(shape)}")
+        for axis, size in (spec.axes or {}).items():
+            if size is not None and shape[axis] is not None and shape[axis] != size:
+                raise ValueError(f"expected size {size} on axis {axis}, got {shape[axis]}")

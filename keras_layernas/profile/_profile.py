@@ -120,8 +120,22 @@ def profile(model: keras.Model, input_shape: Optional[InputShape] = None) -> Pro
             unknown size and no ``input_shape`` fixes it.
     """
     calls = trace_calls(model, _full_input_shapes(model, input_shape))
-    rows = [_cost_row(call, input_shape) for call in calls]
-    _warn_unknown(rows)
+    rows = []
+    for call in calls:
+        madds, known = _call_madds(call, input_shape)
+        weights = getattr(call.layer, "weights", ()) if call.first_call else ()
+        shapes = call.output_shapes
+        rows.append(
+            LayerCost(
+                name=call.name,
+                type=type(call.layer).__name__,
+                output_shape=shapes[0] if len(shapes) == 1 else shapes,
+                madds=madds,
+                params=sum(math.prod(w.shape) for w in weights),
+                known=known,
+            )
+        )
+    _warn_unknown([(row.type, row.name) for row in rows if not row.known])
     return Profile(
         madds=sum(row.madds for row in rows),
         params=count_params(model),
@@ -131,6 +145,9 @@ def profile(model: keras.Model, input_shape: Optional[InputShape] = None) -> Pro
 
 def count_madds(model: keras.Model, input_shape: Optional[InputShape] = None) -> int:
     """Multiply-adds of one forward pass of ``model`` on one sample.
+
+    Same count as ``profile(model, input_shape).madds``, without reading any
+    weights, so it stays cheap enough to call inside a search loop.
 
     Args:
         model: see :func:`profile`.
@@ -142,7 +159,15 @@ def count_madds(model: keras.Model, input_shape: Optional[InputShape] = None) ->
     Raises:
         ValueError: see :func:`profile`.
     """
-    return profile(model, input_shape).madds
+    total = 0
+    unknown = []
+    for call in trace_calls(model, _full_input_shapes(model, input_shape)):
+        madds, known = _call_madds(call, input_shape)
+        total += madds
+        if not known:
+            unknown.append((type(call.layer).__name__, call.name))
+    _warn_unknown(unknown)
+    return total
 
 
 def count_params(model: keras.Model) -> int:
@@ -187,37 +212,39 @@ def _full_input_shapes(model: keras.Model, input_shape: Optional[InputShape]) ->
     return [(x.shape[0], *shape) for x, shape in zip(inputs, shapes)]
 
 
-def _cost_row(call: LayerCall, input_shape: Optional[InputShape]) -> LayerCost:
-    layer = call.layer
-    # Plain ops in the graph (``x + y`` becomes a keras.ops Add) have no weights.
-    weights = getattr(layer, "weights", ())
-    rule = rule_for(type(layer))
-    known = rule is not None or not weights
-    madds = 0
-    if rule is not None:
-        try:
-            madds = rule(layer, call.input_shapes, call.output_shapes)
-        except UnknownSizeError as error:
-            raise ValueError(
-                f"Cannot count MAdds: {error}, because the model input size is unknown. "
-                "Pass the size to evaluate at, e.g. count_madds(model, "
-                f"input_shape=(224, 224, 3)). Received: input_shape={input_shape}"
-            ) from None
-    output_shape = call.output_shapes[0] if len(call.output_shapes) == 1 else call.output_shapes
-    params = sum(math.prod(w.shape) for w in weights) if call.first_call else 0
-    return LayerCost(call.name, type(layer).__name__, output_shape, madds, params, known)
+def _call_madds(call: LayerCall, input_shape: Optional[InputShape]) -> tuple[int, bool]:
+    """MAdds of one call, and whether its layer type is known to the convention.
+
+    A type without a rule is free when it has no weights (activations, adds,
+    pooling, reshapes, plain ops such as ``x + y``) and unknown otherwise.
+    """
+    rule = rule_for(type(call.layer))
+    if rule is None:
+        return 0, not getattr(call.layer, "weights", ())
+    try:
+        return rule(call.layer, call.input_shapes, call.output_shapes), True
+    except UnknownSizeError as error:
+        raise ValueError(
+            f"Cannot count MAdds: {error}, because the model input size is unknown. "
+            "Pass the size to evaluate at, e.g. count_madds(model, "
+            f"input_shape=(224, 224, 3)). Received: input_shape={input_shape}"
+        ) from None
 
 
-def _warn_unknown(rows: list[LayerCost]) -> None:
-    """One warning per unknown layer type, naming it and where it occurs."""
+def _warn_unknown(unknown: list[tuple[str, str]]) -> None:
+    """One warning per unknown layer type, naming it and where it occurs.
+
+    Args:
+        unknown: (layer type, call name) of every call without a MAdds rule.
+    """
     by_type: dict[str, list[str]] = {}
-    for row in rows:
-        if not row.known:
-            by_type.setdefault(row.type, []).append(row.name)
+    for layer_type, name in unknown:
+        by_type.setdefault(layer_type, []).append(name)
     for layer_type, names in by_type.items():
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
         warnings.warn(
             f"Layer type {layer_type} has weights but no MAdds rule; its "
-            f"{len(names)} call(s) ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}) "
-            "count as 0 MAdds and are marked (?) in the profile table.",
+            f"{len(names)} call(s) ({shown}) count as 0 MAdds and are marked (?) "
+            "in the profile table.",
             stacklevel=3,
         )

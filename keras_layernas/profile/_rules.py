@@ -35,21 +35,26 @@ def _spatial(layer: keras.layers.Layer, shape: Shape) -> tuple:
     return tuple(spatial)
 
 
+def _channels(layer: keras.layers.Layer, shape: Shape) -> int:
+    # Read off the call's shape rather than the kernel: cheaper than a
+    # variable's shape and identical for a built layer.
+    return shape[1] if layer.data_format == "channels_first" else shape[-1]
+
+
 def _conv(layer, input_shapes, output_shapes) -> int:
-    groups = getattr(layer, "groups", 1)
     return formulas.conv_madds(
         kernel_size=layer.kernel_size,
-        in_channels=layer.kernel.shape[-2] * groups,
+        in_channels=_channels(layer, input_shapes[0]),
         out_channels=layer.filters,
         output_spatial=_spatial(layer, output_shapes[0]),
-        groups=groups,
+        groups=layer.groups,
     )
 
 
 def _depthwise(layer, input_shapes, output_shapes) -> int:
     return formulas.depthwise_madds(
         kernel_size=layer.kernel_size,
-        in_channels=layer.kernel.shape[-2],
+        in_channels=_channels(layer, input_shapes[0]),
         output_spatial=_spatial(layer, output_shapes[0]),
         depth_multiplier=layer.depth_multiplier,
     )
@@ -58,7 +63,7 @@ def _depthwise(layer, input_shapes, output_shapes) -> int:
 def _separable(layer, input_shapes, output_shapes) -> int:
     return formulas.separable_madds(
         kernel_size=layer.kernel_size,
-        in_channels=layer.depthwise_kernel.shape[-2],
+        in_channels=_channels(layer, input_shapes[0]),
         out_channels=layer.filters,
         output_spatial=_spatial(layer, output_shapes[0]),
         depth_multiplier=layer.depth_multiplier,
@@ -66,10 +71,9 @@ def _separable(layer, input_shapes, output_shapes) -> int:
 
 
 def _conv_transpose(layer, input_shapes, output_shapes) -> int:
-    # Keras stores transposed kernels as (*kernel_size, filters, in_channels).
     return formulas.conv_transpose_madds(
         kernel_size=layer.kernel_size,
-        in_channels=layer.kernel.shape[-1],
+        in_channels=_channels(layer, input_shapes[0]),
         out_channels=layer.filters,
         input_spatial=_spatial(layer, input_shapes[0]),
     )
@@ -83,7 +87,7 @@ def _dense(layer, input_shapes, output_shapes) -> int:
             f"layer {layer.name!r} (Dense) has output shape {output_shapes[0]} "
             "with an unknown leading dimension"
         )
-    return formulas.dense_madds(layer.kernel.shape[0], layer.units, math.prod(leading))
+    return formulas.dense_madds(input_shapes[0][-1], layer.units, math.prod(leading))
 
 
 def _free(layer, input_shapes, output_shapes) -> int:

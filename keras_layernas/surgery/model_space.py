@@ -1,0 +1,597 @@
+"""The LayerNAS search space of an existing Keras model, its cost and its builder.
+
+``space_from_model`` turns the coupled channel groups of
+:mod:`keras_layernas.surgery._graph` into searchable layers (paper, Appendix E.3
+and H):
+
+* ``block_filter``: one virtual layer per residual group (several producers
+  tied by ``Add``), searched before the layers it couples;
+* ``kernel_expand`` / ``expand``: an inverted residual's expanded width, paired
+  with its depthwise kernel when kernels are searched;
+* ``width``: any other conv/dense whose output width is free;
+* ``kernel``: a depthwise kernel whose width is not searched with it.
+
+Squeeze-excite reduce widths follow their block's expanded width. The cost is
+a precomputed sum of bilinear terms over the widths, so ``cost(arch)`` never
+builds a model and uses the same formulas as ``count_madds``.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
+
+import keras
+import numpy as np
+
+from keras_layernas.surgery import _materialize
+from keras_layernas.surgery._graph import _CONVS, _DEPTHWISE, Call, ChannelGraph, CoupledGroup
+from keras_layernas.surgery._importance import Importance, keep_indices, l1_importance
+from keras_layernas.surgery.space import Arch, SearchLayer, SearchSpace
+
+DEFAULT_WIDTH_FRACTIONS = (1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25)
+DEFAULT_KERNEL_OPTIONS = (3, 5, 7)
+WidthOptions = (
+    None | Sequence[float] | Mapping[str, Sequence[int]] | Callable[[str, int], Sequence[int]]
+)
+
+
+class KernelWidth(NamedTuple):
+    """A compound option: depthwise kernel size and expanded width.
+
+    Its ``str`` (``"k5_w96"``) is what KerasTuner stores, since ``hp.Choice``
+    takes only scalars.
+
+    Example:
+        >>> str(KernelWidth(5, 96))
+        'k5_w96'
+    """
+
+    kernel: int
+    width: int
+
+    def __str__(self) -> str:
+        return f"k{self.kernel}_w{self.width}"
+
+
+def round_width(value: float, divisor: int = 8) -> int:
+    """Nearest multiple of ``divisor``, never below it and never >10% under ``value``.
+
+    This is MobileNet's ``make_divisible``, so derived widths (squeeze-excite)
+    match what keras.applications itself would build.
+
+    Example:
+        >>> [round_width(v) for v in (3, 20, 37.5, 100)]
+        [8, 24, 40, 104]
+    """
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+def default_widths(base: int, fractions: Sequence[float] = DEFAULT_WIDTH_FRACTIONS) -> list[int]:
+    """``base`` first, then fractions of it rounded to multiples of 8, widest first.
+
+    Example:
+        >>> default_widths(96)
+        [96, 88, 72, 64, 48, 40, 24]
+        >>> default_widths(8)
+        [8]
+    """
+    widths = {max(8, int(base * f + 4) // 8 * 8) for f in fractions}
+    return [base] + sorted((w for w in widths if w < base), reverse=True)
+
+
+# ---------------------------------------------------------------------------------
+@dataclass
+class _Depthwise:
+    """A depthwise call whose kernel size may be searched."""
+
+    call: Call
+    base: int
+    options: tuple
+    pad_call: Call | None  # explicit ZeroPadding that must follow the kernel
+
+
+@dataclass
+class _Entry:
+    """One searchable layer before it is frozen into a ``SearchLayer``."""
+
+    name: str
+    kind: str
+    options: tuple
+    group: CoupledGroup | None
+    depthwise: _Depthwise | None
+    key: float
+    members: tuple
+
+
+class ModelSpace:
+    """Everything ``cost`` and ``materialize`` need, precomputed once per model."""
+
+    def __init__(
+        self,
+        model: Any,
+        width_options: WidthOptions = None,
+        kernel_options: Sequence[int] | None = DEFAULT_KERNEL_OPTIONS,
+        exclude: Sequence[str] = (),
+        input_shape: Sequence[int] | None = None,
+        importance: Importance = l1_importance,
+    ):
+        self._source_model = model
+        self.model = _fixed_size_model(model, input_shape)
+        self._config = self.model.get_config()
+        self.graph = ChannelGraph(self.model)
+        self._importance = importance
+        self._exclude = set(exclude)
+        self._kernel_options = _check_kernels(kernel_options)
+        self._width_options = width_options
+        if self.graph.unknown:
+            warnings.warn(
+                "Channels touching these layers are kept at their width (layer type not "
+                "understood by the channel analysis): " + "; ".join(self.graph.unknown),
+                stacklevel=3,
+            )
+        self._parent = self._squeeze_excite_parents()
+        self.entries = self._make_entries()
+        if not self.entries:
+            raise ValueError(
+                f"Model {model.name!r} has no searchable layer: every channel group is "
+                "fixed by the model's interface, excluded or frozen, and no depthwise "
+                "kernel can change. Received: exclude="
+                f"{sorted(self._exclude)}, kernel_options={kernel_options}."
+            )
+        self._compile_cost()
+        self._weights = None
+        self._scores: dict[int, np.ndarray] = {}
+
+    # -- analysis ---------------------------------------------------------------------
+    def _name(self, call: Call) -> str:
+        return "/".join(call.path)
+
+    def _excluded(self, call: Call) -> bool:
+        return call.path[-1] in self._exclude or self._name(call) in self._exclude
+
+    def _squeeze_excite_parents(self) -> dict[int, int]:
+        """``{reduce group: expanded group}`` for squeeze-excite bottlenecks.
+
+        A group R is an SE reduce when every producer of R reads only group S and
+        every consumer of R writes into S a gate that multiplies S: R's width then
+        follows S's. (An inverted residual inside a residual also reads and
+        writes one group, but adds instead of multiplying.)
+        """
+        parents = {}
+        layout_groups = self.graph.layout_groups
+        for group in self.graph.free_groups():
+            if not group.consumers or any(self._excluded(c) for c in group.producers):
+                continue
+            sources = {layout_groups(c.inputs[0]) for c in group.producers}
+            targets = {layout_groups(c.outputs[0]) for c in group.consumers}
+            gating = all(self.graph.gates(c.outputs[0]) for c in group.consumers)
+            if len(sources) == 1 and sources == targets and gating:
+                (parent,) = sources
+                if len(parent) == 1 and parent[0] != group.id:
+                    parents[group.id] = parent[0]
+        return {r: s for r, s in parents.items() if s not in parents}
+
+    def _main_producers(self, group: CoupledGroup) -> list[Call]:
+        se_children = {r for r, s in self._parent.items() if s == group.id}
+        return [
+            c for c in group.producers
+            if not set(self.graph.layout_groups(c.inputs[0])) & se_children
+        ]
+
+    def _searchable_depthwise(self, call: Call) -> _Depthwise | None:
+        op = call.op
+        sizes, dilation = set(op.kernel_size), set(op.dilation_rate)
+        if not self._kernel_options or self._excluded(call) or dilation != {1} or len(sizes) != 1:
+            return None
+        (base,) = sizes
+        if base % 2 == 0:
+            return None
+        options = (base,) + tuple(k for k in self._kernel_options if k != base)
+        pad_call = None
+        if op.padding == "valid":
+            pad_call = self.graph.producer_call_of(call.inputs[0])
+            padding_types = (keras.layers.ZeroPadding1D, keras.layers.ZeroPadding2D)
+            if (
+                pad_call is None
+                or not isinstance(pad_call.op, padding_types)
+                or self.graph.consumer_count(call.inputs[0]) != 1
+                or sum(c.op is pad_call.op for c in self.graph.calls) != 1
+            ):
+                return None
+            low = min(p[0] for p in _padding_pairs(pad_call.op))
+            options = tuple(k for k in options if low + (k - base) // 2 >= 0)
+        return _Depthwise(call, base, options, pad_call) if len(options) > 1 else None
+
+    def _widths_for(self, name: str, members: Sequence[str], base: int) -> list[int]:
+        spec = self._width_options
+        if callable(spec):
+            chosen = list(spec(name, base))
+        elif isinstance(spec, Mapping):
+            key = next((k for k in (name, *members) if k in spec), None)
+            chosen = list(spec[key]) if key is not None else default_widths(base)
+        elif spec is None:
+            chosen = default_widths(base)
+        else:
+            chosen = default_widths(base, _check_fractions(spec))
+        bad = [w for w in chosen if not isinstance(w, (int, np.integer)) or not 0 < w <= base]
+        if bad:
+            raise ValueError(
+                f"Width options of {name!r} must be integers in 1..{base} (the base width; "
+                f"channels cannot be inherited beyond it). Received: {chosen}."
+            )
+        return [base] + [int(w) for w in dict.fromkeys(chosen) if w != base]
+
+    def _make_entries(self) -> list[_Entry]:
+        graph = self.graph
+        entries: list[_Entry] = []
+        kernel_done: set[int] = set()
+        free = [g for g in graph.free_groups() if g.id not in self._parent]
+        for group in free:
+            if any(self._excluded(c) for c in group.producers):
+                continue
+            producers = self._main_producers(group)
+            first = min(producers, key=lambda c: c.index)
+            members = tuple(self._name(c) for c in group.producers + group.followers)
+            if len({id(c.op) for c in producers}) > 1:
+                name = f"{self._name(first)}.block_filter"
+                widths = self._widths_for(name, members, group.width)
+                key = self._block_filter_key(group, producers)
+                if len(widths) > 1:
+                    entries.append(
+                        _Entry(name, "block_filter", tuple(widths), group, None, key, members)
+                    )
+                continue
+            name = self._name(first)
+            widths = self._widths_for(name, members, group.width)
+            depthwise = [
+                d for d in (self._searchable_depthwise(c) for c in group.followers
+                            if isinstance(c.op, _DEPTHWISE))
+                if d is not None
+            ]
+            if len(depthwise) == 1:
+                dw = depthwise[0]
+                kernel_done.add(dw.call.index)
+                options = [KernelWidth(dw.base, widths[0])] + [
+                    KernelWidth(k, w) for w in widths for k in dw.options
+                    if (k, w) != (dw.base, widths[0])
+                ]
+                entries.append(_Entry(name, "kernel_expand", tuple(options), group, dw,
+                                      first.index, members))
+            elif len(widths) > 1:
+                kind = "expand" if any(isinstance(c.op, _DEPTHWISE) for c in group.followers) else "width"
+                entries.append(_Entry(name, kind, tuple(widths), group, None, first.index, members))
+        for call in graph.calls:
+            if isinstance(call.op, _DEPTHWISE) and call.role == "follower" and call.index not in kernel_done:
+                dw = self._searchable_depthwise(call)
+                if dw is not None and id(call.op) not in {id(e.depthwise.call.op) for e in entries if e.depthwise}:
+                    entries.append(_Entry(self._name(call), "kernel", dw.options, None, dw,
+                                          call.index, (self._name(call),)))
+        entries.sort(key=lambda e: e.key)
+        return entries
+
+    def _block_filter_key(self, group: CoupledGroup, producers: list[Call]) -> float:
+        """Search a residual group's width just before its first block's layers.
+
+        Walks up from each producer through the block's own inner groups (one
+        producer, one consumer, a nonlinearity) to where the block starts.
+        """
+        graph = self.graph
+        start = min(c.index for c in producers)
+        for call in producers:
+            current = call
+            while True:
+                inner = graph.layout_groups(current.inputs[0])
+                if len(inner) != 1:
+                    break
+                g = graph.groups[inner[0]]
+                if (
+                    g.frozen is not None or g.id == group.id or len(g.producers) != 1
+                    or len(g.consumers) != 1 or not g.has_activation
+                ):
+                    break
+                current = g.producers[0]
+                start = min(start, current.index)
+        return start - 0.5
+
+    # -- cost -------------------------------------------------------------------------
+    def _compile_cost(self) -> None:
+        """Turn every conv/dense/depthwise call into ``coef * slot_a * slot_b`` terms.
+
+        Slot 0 is the constant 1, slot ``1 + g`` the width of group ``g``, then
+        one slot per searchable depthwise kernel (its area). Terms with no
+        variable slot are folded into one constant.
+        """
+        graph = self.graph
+        n = len(graph.groups)
+        kernel_slot = {e.depthwise.call.index: n + 1 + i
+                       for i, e in enumerate(e for e in self.entries if e.depthwise)}
+        self._kernel_slot = kernel_slot
+        variable = {1 + e.group.id for e in self.entries if e.group is not None}
+        variable |= {1 + r for r, s in self._parent.items() if 1 + s in variable}
+        variable |= set(kernel_slot.values())
+        self._variable_slots = variable
+        base = [1] + [g.width for g in graph.groups]
+        base += [e.depthwise.base ** e.depthwise.call.op.kernel_size.__len__()
+                 for e in self.entries if e.depthwise]
+        terms: list[tuple[int, int, int]] = []
+        for call in graph.calls:
+            for coef, a, b in self._call_terms(call, kernel_slot):
+                terms.append((coef, a, b))
+        constant = 0
+        self._terms = []
+        for coef, a, b in terms:
+            if a in variable or b in variable:
+                self._terms.append((coef, a, b))
+            else:
+                constant += coef * base[a] * base[b]
+        self._constant = constant
+        self._base_slots = base
+        self._assign = [self._assignments(e) for e in self.entries]
+
+    def _call_terms(self, call: Call, kernel_slot: Mapping[int, int]):
+        op, graph = call.op, self.graph
+        if call.role not in ("producer", "follower") or isinstance(op, keras.layers.BatchNormalization):
+            return
+        in_groups = graph.layout_groups(call.inputs[0])
+        repeat = graph.repeat(call.inputs[0])
+        if isinstance(op, keras.layers.Dense):
+            out = 1 + graph.layout_groups(call.outputs[0])[0]
+            positions = _known_prod(call.output_shapes[0][1:-1], call)
+            for g in in_groups:
+                yield positions * repeat, 1 + g, out
+            return
+        spatial = _known_prod(call.output_shapes[0][1:-1], call)
+        if isinstance(op, _DEPTHWISE):
+            if call.index in kernel_slot:
+                for g in in_groups:
+                    yield spatial, 1 + g, kernel_slot[call.index]
+            else:
+                for g in in_groups:
+                    yield spatial * math.prod(op.kernel_size), 1 + g, 0
+            return
+        if isinstance(op, _CONVS):
+            out = 1 + graph.layout_groups(call.outputs[0])[0]
+            for g in in_groups:
+                yield spatial * math.prod(op.kernel_size), 1 + g, out
+
+    def _assignments(self, entry: _Entry) -> dict:
+        """``{option: ((slot, value), ...)}``: what choosing an option sets."""
+        children = [r for r, s in self._parent.items() if entry.group is not None and s == entry.group.id]
+        table = {}
+        for option in entry.options:
+            sets = []
+            width = option.width if isinstance(option, KernelWidth) else option
+            if entry.kind == "kernel":
+                width = None
+            if width is not None:
+                sets.append((1 + entry.group.id, width))
+                for r in children:
+                    sets.append((1 + r, self._derived_width(r, entry.group, width)))
+            if entry.depthwise is not None:
+                kernel = option.kernel if isinstance(option, KernelWidth) else option
+                rank = len(entry.depthwise.call.op.kernel_size)
+                sets.append((self._kernel_slot[entry.depthwise.call.index], kernel ** rank))
+            table[option] = tuple(sets)
+        return table
+
+    def _derived_width(self, child: int, parent: CoupledGroup, width: int) -> int:
+        base = self.graph.groups[child].width
+        if width == parent.width:
+            return base
+        return min(base, round_width(width * base / parent.width))
+
+    def slots(self, arch: Arch) -> list:
+        """Widths/kernel areas of ``arch`` (slot layout of :meth:`_compile_cost`)."""
+        x = list(self._base_slots)
+        for table, value in zip(self._assign, arch):
+            for slot, v in table[value]:
+                x[slot] = v
+        return x
+
+    def cost(self, arch: Arch) -> int:
+        """MAdds of ``arch``: the constant part plus the width-dependent terms."""
+        x = self._base_slots.copy()
+        for table, value in zip(self._assign, arch):
+            for slot, v in table[value]:
+                x[slot] = v
+        total = self._constant
+        for coef, a, b in self._terms:
+            total += coef * x[a] * x[b]
+        return total
+
+    # -- materialize --------------------------------------------------------------------
+    def _source_weights(self) -> dict:
+        if self._weights is None:
+            self._weights = {
+                path: layer.get_weights()
+                for path, layer in _materialize.iter_layers(self.model).items()
+                if layer.weights and not isinstance(layer, keras.Model)
+            }
+        return self._weights
+
+    def _keep(self, group_id: int, width: int) -> np.ndarray | None:
+        group = self.graph.groups[group_id]
+        if width == group.width:
+            return None
+        if group_id not in self._scores:
+            weights = self._source_weights()
+            kernels = [weights[c.path][0] for c in group.producers]
+            self._scores[group_id] = np.asarray(self._importance(kernels))
+        return keep_indices(self._scores[group_id], width)
+
+    def _layout_index(self, tensor_id: int, widths: list, keep: dict) -> np.ndarray | None:
+        groups = self.graph.layout_groups(tensor_id)
+        if all(keep[g] is None for g in groups):
+            return None
+        parts, offset = [], 0
+        for g in groups:
+            base = self.graph.groups[g].width
+            parts.append(offset + (np.arange(base) if keep[g] is None else keep[g]))
+            offset += base
+        index = np.concatenate(parts)
+        repeat = self.graph.repeat(tensor_id)
+        if repeat > 1:
+            index = (np.arange(repeat)[:, None] * offset + index[None, :]).reshape(-1)
+        return index
+
+    def materialize(self, arch: Arch):
+        """Build ``arch`` as a Keras model that inherits the base model's weights."""
+        x = self.slots(arch)
+        groups = self.graph.groups
+        widths = [x[1 + g.id] for g in groups]
+        keep = {g.id: self._keep(g.id, widths[g.id]) for g in groups}
+        edits: dict = {}
+        plans: dict = {}
+        for call in self.graph.calls:
+            if call.role not in ("producer", "follower") or call.path in plans:
+                continue
+            op = call.op
+            in_index = self._layout_index(call.inputs[0], widths, keep)
+            if call.role == "producer":
+                (out_group,) = self.graph.layout_groups(call.outputs[0])
+                if widths[out_group] != groups[out_group].width:
+                    key = "units" if isinstance(op, keras.layers.Dense) else "filters"
+                    edits[call.path] = {key: widths[out_group]}
+                kind = "dense" if isinstance(op, keras.layers.Dense) else "conv"
+                if in_index is not None or keep[out_group] is not None:
+                    plans[call.path] = _materialize.WeightSlice(kind, in_index, keep[out_group])
+            elif isinstance(op, _DEPTHWISE):
+                kernel = None
+                if call.index in self._kernel_slot:
+                    rank = len(op.kernel_size)
+                    kernel = round(x[self._kernel_slot[call.index]] ** (1 / rank))
+                    if kernel != op.kernel_size[0]:
+                        edits[call.path] = {"kernel_size": (kernel,) * rank}
+                        self._edit_padding(call, kernel, edits)
+                    else:
+                        kernel = None
+                if in_index is not None or kernel is not None:
+                    plans[call.path] = _materialize.WeightSlice("depthwise", in_index, None, kernel)
+            elif in_index is not None:
+                plans[call.path] = _materialize.WeightSlice("channel", in_index)
+        model = _materialize.rebuild(self.model, self._config, edits)
+        _materialize.transfer_weights(self._source_weights(), model, plans)
+        return model
+
+    def _edit_padding(self, call: Call, kernel: int, edits: dict) -> None:
+        """Keep a stride-2 block's output size: the explicit padding follows the kernel."""
+        entry = next(e for e in self.entries if e.depthwise and e.depthwise.call is call)
+        pad_call = entry.depthwise.pad_call
+        if pad_call is None:
+            return
+        delta = kernel - entry.depthwise.base
+        pairs = tuple(
+            (low + delta // 2, high + delta - delta // 2) for low, high in _padding_pairs(pad_call.op)
+        )
+        edits[pad_call.path] = {"padding": pairs if len(pairs) > 1 else pairs[0]}
+
+
+# ---------------------------------------------------------------------------------
+def _padding_pairs(op: Any) -> tuple:
+    padding = op.padding
+    if isinstance(op, keras.layers.ZeroPadding1D):
+        return (tuple(padding),)
+    return tuple(tuple(p) for p in padding)
+
+
+def _known_prod(dims: Sequence, call: Call) -> int:
+    if any(d is None for d in dims):
+        raise ValueError(
+            f"Layer {'/'.join(call.path)!r} has an unknown spatial size, so its MAdds "
+            f"are undefined. Received: output shape {call.output_shapes[0]}. Pass "
+            "input_shape=(height, width, channels) to SearchSpace.from_model."
+        )
+    return math.prod(dims)
+
+
+def _check_kernels(kernel_options: Sequence[int] | None) -> tuple:
+    if kernel_options is None:
+        return ()
+    kernels = tuple(kernel_options)
+    if any(not isinstance(k, (int, np.integer)) or k < 1 or k % 2 == 0 for k in kernels):
+        raise ValueError(
+            "kernel_options must be odd positive integers (a depthwise kernel keeps its "
+            f"centre tap). Received: kernel_options={kernel_options!r}."
+        )
+    return tuple(int(k) for k in kernels)
+
+
+def _check_fractions(fractions: Sequence) -> tuple:
+    values = tuple(fractions)
+    if not values or any(not isinstance(f, (int, float)) or not 0 < f <= 1 for f in values):
+        raise ValueError(
+            "width_options as a sequence means fractions of each base width, each in "
+            f"(0, 1]. Received: width_options={fractions!r}. For explicit widths pass a "
+            "dict {layer name: [widths]} or a callable (name, base_width) -> widths."
+        )
+    return values
+
+
+def _fixed_size_model(model: Any, input_shape: Sequence[int] | None):
+    """The model itself, or a copy built at ``input_shape`` with the same weights."""
+    from keras_layernas.surgery._graph import check_graph_model
+
+    check_graph_model(model)
+    if input_shape is None:
+        spatial = [d for t in model.inputs for d in tuple(t.shape)[1:-1]]
+        if any(d is None for d in spatial):
+            raise ValueError(
+                f"Model {model.name!r} has an unknown spatial input size, so MAdds depend "
+                "on the image size. Pass input_shape=(height, width, channels). Received: "
+                f"input_shape=None with model input shape {tuple(model.inputs[0].shape)}."
+            )
+        return model
+    input_shape = tuple(int(d) for d in input_shape)
+    sized = _materialize.rebuild(model, model.get_config(), {}, input_shape=input_shape)
+    weights = {
+        path: layer.get_weights()
+        for path, layer in _materialize.iter_layers(model).items()
+        if layer.weights and not isinstance(layer, keras.Model)
+    }
+    _materialize.transfer_weights(weights, sized, {})
+    return sized
+
+
+def space_from_model(
+    model: Any,
+    width_options: WidthOptions = None,
+    kernel_options: Sequence[int] | None = DEFAULT_KERNEL_OPTIONS,
+    exclude: Sequence[str] = (),
+    input_shape: Sequence[int] | None = None,
+    importance: Importance = l1_importance,
+) -> SearchSpace:
+    """The LayerNAS search space that slims ``model``.
+
+    Args:
+        model: a functional or Sequential Keras model (nested models are fine).
+        width_options: ``None`` for the default fractions of each base width
+            (rounded to multiples of 8); a sequence of fractions; a dict
+            ``{searchable or model layer name: [widths]}``; or a callable
+            ``(name, base_width) -> widths``. The base width is always option 0.
+        kernel_options: kernel sizes for depthwise convs (odd); ``None`` keeps
+            every kernel.
+        exclude: model layer names whose output width and kernel never change.
+        input_shape: ``(height, width, channels)`` for a model with an unknown
+            spatial size; cost and ``materialize`` then hold at that size.
+        importance: ``kernels -> per-channel scores`` deciding which channels
+            survive (default: L1 norm summed over a group's producers).
+
+    Returns:
+        A ``SearchSpace`` whose ``cost`` needs no model build and whose
+        ``materialize(arch)`` returns a Keras model with inherited weights.
+
+    Raises:
+        TypeError: a subclassed (non-graph) model.
+        ValueError: unknown spatial size without ``input_shape``, bad options, or
+            nothing left to search.
+    """
+    plan = ModelSpace(model, width_options, kernel_options, exclude, input_shape, importance)
+    layers = [SearchLayer(e.name, e.kind, e.options, e.members) for e in plan.entries]
+    space = SearchSpace(layers, plan.cost, plan.materialize)
+    space.model_space = plan
+    return space
