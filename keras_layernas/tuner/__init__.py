@@ -1,1 +1,6 @@
-"""KerasTuner glue: LayerNASOracle and the hypermodel."""
+"""KerasTuner glue: LayerNASOracle, LayerNASTuner and the hypermodel."""
+from keras_layernas.tuner._choices import declare_architecture
+from keras_layernas.tuner._hypermodel import LayerNASHyperModel
+from keras_layernas.tuner._oracle import LayerNASOracle, LayerNASTuner
+
+__all__ = ["LayerNASHyperModel", "LayerNASOracle", "LayerNASTuner", "declare_architecture"]

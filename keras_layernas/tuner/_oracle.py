@@ -1,0 +1,430 @@
+"""LayerNASOracle: KerasTuner's Oracle interface over the LayerNAS search core.
+
+The oracle adapts, it does not re-implement: ``populate_space`` asks
+:class:`~keras_layernas.search.LayerNAS` for the next architecture and
+``end_trial`` tells it the trial's score. Everything LayerNAS knows, plus the
+trial -> candidate map, is part of the oracle state, written atomically, so a
+search killed at any point resumes without losing or repeating a trial.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from typing import Any, Mapping
+
+import keras_tuner
+from keras_tuner.engine.trial import Trial, TrialStatus
+from keras_tuner.src import utils as keras_tuner_utils
+
+from keras_layernas.search import LayerNAS
+from keras_layernas.surgery.space import SearchSpace
+from keras_layernas.tuner._choices import choice_values, declare_architecture
+from keras_layernas.tuner._hypermodel import LayerNASHyperModel
+
+# Statuses after which KerasTuner never runs a trial again.
+_FINAL = (TrialStatus.COMPLETED, TrialStatus.FAILED)
+
+
+def write_json_atomically(path: str, obj: Any) -> None:
+    """Write ``obj`` as JSON so that a reader sees the old or the new file, never half.
+
+    KerasTuner writes its state files in place; a ``kill -9`` during that write
+    leaves a truncated JSON that cannot be reloaded. Remote paths (``gs://``)
+    keep KerasTuner's own writer, as ``os.replace`` cannot reach them.
+    """
+    if "://" in path:
+        keras_tuner_utils.save_json(path, obj)
+        return
+    directory = os.path.dirname(path) or "."
+    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.unlink(tmp_path)
+        raise
+
+
+class LayerNASOracle(keras_tuner.Oracle):
+    """Searches a :class:`SearchSpace` with LayerNAS, one KerasTuner trial per arch.
+
+    Each searchable layer is one ``hp.Choice`` named after the layer (values:
+    ``SearchLayer.encode`` of its options), so a trial's hyperparameters are its
+    architecture; use :func:`declare_architecture` in your own ``build(hp)`` or
+    :class:`LayerNASHyperModel`. Architectures whose cost no completion can bring
+    into ``target`` are never handed out.
+
+    ``create_trial`` returns status ``"IDLE"`` while the current layer waits on
+    trials still running elsewhere, and ``"STOPPED"`` when LayerNAS is done (or
+    ``max_trials`` is reached). A trial that raises or scores NaN follows
+    KerasTuner's rules (``"INVALID"``, retried up to ``max_retries_per_trial``
+    times, then ``"FAILED"``); only its final outcome reaches LayerNAS, and a
+    failure never enters a bucket. ``max_consecutive_failed_trials`` failures in
+    a row end the search with KerasTuner's ``RuntimeError``.
+
+    Best trials (``get_best_trials``, hence ``get_best_models``,
+    ``get_best_hyperparameters`` and ``results_summary``) are ranked among
+    completed trials whose cost lies inside ``target`` only: the wider
+    architectures LayerNAS trains on the way are not answers.
+
+    Args:
+        space: the ``SearchSpace`` to search (``SearchSpace.from_model`` or
+            ``SearchSpace.from_options``).
+        objective: a string or ``keras_tuner.Objective`` (e.g.
+            ``keras_tuner.Objective("val_accuracy", "max")``).
+        target: ``(low, high)`` cost range of the wanted architecture, in the
+            space's cost unit (MAdds for model spaces).
+        max_trials: optional cap on the number of trials; ``None`` runs until
+            LayerNAS has nothing left to expand.
+        num_buckets: LayerNAS's H, cost buckets per layer.
+        per_bucket: LayerNAS's k, candidates kept per bucket.
+        seed: seed of the LayerNAS search (deterministic for a seed and a
+            score order).
+        max_retries_per_trial: as in KerasTuner; retries of a crashed trial.
+        max_consecutive_failed_trials: as in KerasTuner.
+        idle_wait_s: seconds a tuner is held back after an ``"IDLE"`` answer,
+            so that waiting workers poll the chief instead of spinning.
+
+    Raises:
+        TypeError: ``space`` is not a ``SearchSpace``.
+        ValueError: ``target`` is not a ``(low, high)`` pair with
+            ``0 <= low <= high``, lies outside the space's reachable cost, or a
+            layer's options cannot be ``hp.Choice`` values.
+
+    Example:
+        >>> from keras_layernas.surgery import SearchSpace
+        >>> space = SearchSpace.from_options(
+        ...     {"conv1": [32, 24, 16], "conv2": [64, 48, 32]},
+        ...     cost_fn=lambda v: v["conv1"] * v["conv2"])
+        >>> oracle = LayerNASOracle(space, objective="val_accuracy",
+        ...                         target=(600, 1000), seed=1)
+        >>> sorted(oracle.get_space().values)
+        ['conv1', 'conv2']
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        objective: str | keras_tuner.Objective | None = None,
+        target: tuple[float, float] | None = None,
+        max_trials: int | None = None,
+        num_buckets: int = 100,
+        per_bucket: int = 3,
+        seed: int = 0,
+        max_retries_per_trial: int = 0,
+        max_consecutive_failed_trials: int = 3,
+        idle_wait_s: float = 0.2,
+    ):
+        if not isinstance(space, SearchSpace):
+            raise TypeError(
+                "space must be a keras_layernas SearchSpace (SearchSpace.from_model or "
+                f"SearchSpace.from_options). Received: space of type {type(space).__name__}."
+            )
+        self.target = _check_target(target)
+        hyperparameters = keras_tuner.HyperParameters()
+        for layer in space.layers:
+            choice_values(layer)  # fails now, naming the layer, not inside a worker
+        declare_architecture(hyperparameters, space)
+        super().__init__(
+            objective=objective,
+            max_trials=max_trials,
+            hyperparameters=hyperparameters,
+            seed=seed,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        self.space = space
+        self.idle_wait_s = idle_wait_s
+        self._search_args = dict(
+            target=self.target, num_buckets=num_buckets, per_bucket=per_bucket,
+            seed=seed, max_trials=max_trials,
+        )
+        self._search = LayerNAS(space.options, space.cost, **self._search_args)
+        # trial_id -> LayerNAS candidate id; persisted, as only the chief knows it.
+        self._candidate_of_trial: dict[str, int] = {}
+        self._told_trials: set[str] = set()
+        self._cost_of_trial: dict[str, float] = {}
+
+    # -- KerasTuner hooks -------------------------------------------------------
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
+        """Hand out LayerNAS's next architecture as the trial's hyperparameters."""
+        candidate = self._search.ask()
+        if candidate is None:
+            status = TrialStatus.STOPPED if self._search.finished else TrialStatus.IDLE
+            return {"status": status, "values": None}
+        self._candidate_of_trial[trial_id] = candidate.id
+        return {"status": TrialStatus.RUNNING, "values": self.space.encode(candidate.arch)}
+
+    def create_trial(self, tuner_id: str) -> Trial:
+        """KerasTuner's ``create_trial``, holding the caller back on ``"IDLE"``.
+
+        The sleep happens outside the oracle lock so that the trial being
+        waited for can still end meanwhile.
+        """
+        trial = super().create_trial(tuner_id)
+        if trial.status == TrialStatus.IDLE:
+            time.sleep(self.idle_wait_s)
+        return trial
+
+    @keras_tuner.synchronized
+    def end_trial(self, trial: Trial) -> None:
+        """KerasTuner's ``end_trial``, then tell LayerNAS the final outcome.
+
+        An ``"INVALID"`` trial waiting for a retry is not told: LayerNAS keeps
+        it pending until its last attempt. Saving again at the end also writes
+        the state KerasTuner's chief saved while the trial still looked ongoing.
+        """
+        super().end_trial(trial)
+        ended = self.trials[trial.trial_id]
+        if ended.status in _FINAL:
+            self._tell(ended)
+        self.save()
+
+    def get_best_trials(self, num_trials: int = 1) -> list[Trial]:
+        """Best completed trials whose architecture's cost lies inside ``target``."""
+        in_target = [
+            trial for trial in self.trials.values()
+            if trial.status == TrialStatus.COMPLETED and self._in_target(trial)
+        ]
+        in_target.sort(key=lambda t: t.score, reverse=self.objective.direction == "max")
+        return in_target[:num_trials]
+
+    # -- inspection ------------------------------------------------------------
+    @property
+    def search(self) -> LayerNAS:
+        """The LayerNAS engine (read it; the oracle alone asks and tells)."""
+        return self._search
+
+    def architecture(self, trial: Trial) -> tuple:
+        """The architecture a trial trained (decoded from its hyperparameters)."""
+        return self.space.decode(trial.hyperparameters.values)
+
+    def bucket_table(self):
+        """LayerNAS's bucket table: per layer and cost bucket, the kept candidates."""
+        return self._search.bucket_table()
+
+    def pareto_front(self):
+        """Best score per cost bucket on the last layer (cost vs. score trade-off)."""
+        return self._search.pareto_front()
+
+    # -- state -----------------------------------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        # KerasTuner's end_trial saves before it drops the trial from
+        # ongoing_trials; a resume would run such a trial again. A trial that
+        # ended or waits in the retry queue is not ongoing.
+        not_running = set(self.end_order) | set(self._retry_queue)
+        state["ongoing_trials"] = {
+            tuner_id: trial.trial_id
+            for tuner_id, trial in self.ongoing_trials.items()
+            if trial.trial_id not in not_running
+        }
+        state["layernas"] = {
+            "space": self._fingerprint(),
+            "search": self._search.to_json(),
+            "candidate_of_trial": self._candidate_of_trial,
+            "told_trials": sorted(self._told_trials),
+        }
+        return state
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        saved = state["layernas"]
+        if saved["space"] != self._fingerprint():
+            raise ValueError(
+                "This project was searched with a different space or LayerNAS "
+                f"settings. Saved: {saved['space']}. Now: {self._fingerprint()}. "
+                "Pass overwrite=True or another project_name to start a new search."
+            )
+        super().set_state(state)
+        self._search = LayerNAS.from_json(saved["search"], self.space.cost)
+        self._candidate_of_trial = dict(saved["candidate_of_trial"])
+        self._told_trials = set(saved["told_trials"])
+
+    def save(self) -> None:
+        write_json_atomically(self._get_oracle_fname(), self.get_state())
+
+    def _save_trial(self, trial: Trial) -> None:
+        path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
+        write_json_atomically(path, trial.get_state())
+
+    def reload(self) -> None:
+        """Reload the project, then repair what a crash left half-done."""
+        super().reload()
+        self._recover_after_crash()
+        self.save()
+
+    # -- internals -------------------------------------------------------------
+    def _recover_after_crash(self) -> None:
+        """Make trial files and oracle state agree after a ``kill -9``.
+
+        Trial files are written before the oracle state, so they may be ahead:
+        a trial file the state never recorded was created but never handed out
+        (LayerNAS will propose that architecture again); a trial whose file says
+        it ended, or that already reported its objective, finished training and
+        is ended here rather than trained a second time.
+        """
+        started = set(self.start_order)
+        for trial_id in [t for t in self.trials if t not in started]:
+            del self.trials[trial_id]
+        for trial_id in self.start_order:
+            trial = self.trials[trial_id]
+            if trial_id in self._told_trials:
+                continue
+            if trial.status == TrialStatus.RUNNING and self._objective_reported(trial):
+                trial.status = TrialStatus.COMPLETED
+                self.score_trial(trial)
+                if math.isnan(trial.score):
+                    trial.status = TrialStatus.INVALID  # stays queued for a retry
+                    continue
+                self._run_times[trial_id] += 1
+                self._save_trial(trial)
+            if trial.status in _FINAL:
+                if trial_id not in self.end_order:
+                    self.end_order.append(trial_id)
+                self._tell(trial)
+        ended = set(self.end_order)
+        # dict.fromkeys keeps the order while dropping repeats: a trial both
+        # saved as ongoing and queued for retry must run once.
+        self._retry_queue = [t for t in dict.fromkeys(self._retry_queue) if t not in ended]
+
+    def _objective_reported(self, trial: Trial) -> bool:
+        names = getattr(self.objective, "name_to_direction", {self.objective.name: None})
+        return all(trial.metrics.exists(name) for name in names)
+
+    def _tell(self, trial: Trial) -> None:
+        score = None
+        if trial.status == TrialStatus.COMPLETED:
+            # LayerNAS maximizes; KerasTuner objectives may minimize.
+            score = trial.score if self.objective.direction == "max" else -trial.score
+        self._search.tell(self._candidate_of_trial[trial.trial_id], score)
+        self._told_trials.add(trial.trial_id)
+
+    def _in_target(self, trial: Trial) -> bool:
+        if trial.trial_id not in self._cost_of_trial:
+            self._cost_of_trial[trial.trial_id] = self.space.cost(self.architecture(trial))
+        low, high = self.target
+        return low <= self._cost_of_trial[trial.trial_id] <= high
+
+    def _fingerprint(self) -> dict[str, Any]:
+        """What must not change between a search and its resume."""
+        return {
+            "layers": {l.name: choice_values(l) for l in self.space.layers},
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in self._search_args.items()},
+        }
+
+
+def _check_target(target: Any) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in target)
+    except (TypeError, ValueError):
+        raise ValueError(
+            "target must be a (low, high) pair of costs, e.g. target=(240e6, 300e6). "
+            f"Received: target={target!r}."
+        ) from None
+    if not 0 <= low <= high or math.isinf(high):
+        raise ValueError(
+            f"target must satisfy 0 <= low <= high < inf. Received: target={target!r}."
+        )
+    return low, high
+
+
+class LayerNASTuner(keras_tuner.Tuner):
+    """A KerasTuner ``Tuner`` driven by :class:`LayerNASOracle`, in one call.
+
+    Without a ``hypermodel`` (and without an overridden ``run_trial``), each
+    trial's model is ``space.materialize(arch)`` compiled with
+    ``compile_kwargs`` (see :class:`LayerNASHyperModel`). A trial whose training
+    history lacks the objective stops the search at once with a clear error,
+    instead of failing every trial in turn.
+
+    Args:
+        space: the ``SearchSpace`` to search.
+        hypermodel: optional ``HyperModel`` or ``build(hp)`` callable; it must
+            declare the searchable layers (see :func:`declare_architecture`).
+        objective, target, max_trials, num_buckets, per_bucket, seed,
+            max_retries_per_trial, max_consecutive_failed_trials: as in
+            :class:`LayerNASOracle`.
+        compile_kwargs: compile recipe of the default hypermodel.
+        fit_kwargs: default ``model.fit`` arguments of the default hypermodel.
+        **kwargs: ``keras_tuner.Tuner`` arguments (``directory``,
+            ``project_name``, ``overwrite``, ``distribution_strategy``...).
+
+    Raises:
+        ValueError: neither ``hypermodel`` nor ``compile_kwargs`` is given for a
+            tuner that uses the default ``run_trial``.
+
+    Example:
+        >>> import keras, tempfile
+        >>> from keras_layernas.surgery import SearchSpace
+        >>> def build(v):
+        ...     return keras.Sequential([keras.Input((4,)), keras.layers.Dense(v["units"]),
+        ...                              keras.layers.Dense(2, activation="softmax")])
+        >>> space = SearchSpace.from_options({"units": [16, 8, 4]}, lambda v: v["units"], build)
+        >>> tuner = LayerNASTuner(space, objective="loss", target=(4, 8),
+        ...                       compile_kwargs={"loss": "sparse_categorical_crossentropy"},
+        ...                       directory=tempfile.mkdtemp(), project_name="doc")
+        >>> tuner.oracle.target
+        (4.0, 8.0)
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        hypermodel: keras_tuner.HyperModel | None = None,
+        objective: str | keras_tuner.Objective | None = None,
+        target: tuple[float, float] | None = None,
+        max_trials: int | None = None,
+        num_buckets: int = 100,
+        per_bucket: int = 3,
+        seed: int = 0,
+        max_retries_per_trial: int = 0,
+        max_consecutive_failed_trials: int = 3,
+        compile_kwargs: Mapping[str, Any] | None = None,
+        fit_kwargs: Mapping[str, Any] | None = None,
+        **kwargs,
+    ):
+        oracle = LayerNASOracle(
+            space, objective=objective, target=target, max_trials=max_trials,
+            num_buckets=num_buckets, per_bucket=per_bucket, seed=seed,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        if hypermodel is None and compile_kwargs is not None:
+            hypermodel = LayerNASHyperModel(space, compile_kwargs, fit_kwargs)
+        elif hypermodel is None and type(self).run_trial is LayerNASTuner.run_trial:
+            raise ValueError(
+                "LayerNASTuner needs a hypermodel, or compile_kwargs to compile the "
+                "models it materializes from the space (e.g. compile_kwargs={'optimizer': "
+                "'adam', 'loss': 'sparse_categorical_crossentropy', 'metrics': "
+                "['accuracy']}). Received: hypermodel=None, compile_kwargs=None."
+            )
+        super().__init__(oracle, hypermodel, **kwargs)
+
+    def run_trial(self, trial: Trial, *args, **kwargs):
+        results = super().run_trial(trial, *args, **kwargs)
+        objective = self.oracle.objective
+        names = list(getattr(objective, "name_to_direction", [objective.name]))
+        for history in results:
+            logged = getattr(history, "history", None)
+            missing = [n for n in names if logged is not None and n not in logged]
+            if missing:
+                raise keras_tuner.errors.FatalValueError(
+                    f"The objective {missing} is not among the metrics the model "
+                    f"logged during fit: {sorted(logged)}. Add it to compile(metrics=...) "
+                    "(and pass validation_data for a 'val_' metric) or choose an "
+                    "objective from those names."
+                )
+        return results
+
+    def save(self) -> None:
+        """Save like KerasTuner, writing the tuner file atomically too."""
+        if not self._is_worker():
+            self.oracle.save()
+        write_json_atomically(self._get_tuner_fname(), self.get_state())
