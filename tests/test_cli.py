@@ -1,0 +1,90 @@
+"""The ``layernas`` command line: help everywhere, profile by name or file."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import keras
+import pytest
+
+from keras_layernas import cli
+from keras_layernas.profile import count_madds
+
+
+def test_top_level_help_lists_the_profile_command(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0
+    assert "profile" in capsys.readouterr().out
+
+
+def test_profile_help_documents_every_option(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["profile", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--alpha", "--input-size", "--classes", "--minimalistic", "--json", "MODEL"):
+        assert option in text
+
+
+def test_profile_by_application_name_prints_table_and_totals(capsys):
+    status = cli.main(["profile", "mobilenet_v2", "--alpha", "0.35", "--input-size", "96"])
+
+    expected = count_madds(
+        keras.applications.MobileNetV2(weights=None, alpha=0.35, input_shape=(96, 96, 3))
+    )
+    out = capsys.readouterr().out
+    assert status == 0
+    assert f"Total MAdds: {expected:,}" in out
+    assert "block_16_project" in out and "Conv2D" in out
+
+
+def test_profile_json_output_has_totals_and_rows(capsys):
+    status = cli.main(
+        ["profile", "mobilenet_v3_small", "--alpha", "0.75", "--input-size", "96", "--classes", "10", "--json"]
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert report["madds"] == sum(row["madds"] for row in report["layers"]) > 0
+    assert report["layers"][-1]["output_shape"] == [None, 10]
+
+
+def test_profile_of_a_saved_keras_file_at_another_input_size(tmp_path, capsys):
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 3, padding="same")(inputs))
+    path = tmp_path / "tiny.keras"
+    model.save(path)
+
+    status = cli.main(["profile", str(path), "--input-size", "8"])
+
+    assert status == 0
+    assert f"Total MAdds: {8 * 8 * 9 * 3 * 4:,}" in capsys.readouterr().out
+
+
+def test_unknown_model_name_fails_with_what_was_received(capsys):
+    assert cli.main(["profile", "mobilenet_v9"]) == 2
+    assert "Received: MODEL=mobilenet_v9" in capsys.readouterr().err
+
+
+def test_option_the_model_does_not_have_is_rejected(capsys):
+    assert cli.main(["profile", "resnet50", "--alpha", "0.5"]) == 2
+    assert "resnet50 has no alpha option" in capsys.readouterr().err
+
+
+def test_non_positive_input_size_is_rejected_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["profile", "mobilenet_v2", "--input-size", "0"])
+    assert exit_info.value.code == 2
+    assert "positive integer" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_module_entry_point_runs_in_a_fresh_process():
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_layernas.cli", "profile", "mobilenet_v2", "--alpha", "0.35",
+         "--input-size", "96"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Total MAdds: " in result.stdout
