@@ -31,8 +31,9 @@ class Candidate:
             candidate (a tuner keeps trial id -> candidate id).
         arch: one option value per layer.
         indices: the position of each value in its layer's option list.
-        layer: the last layer whose option this candidate chose (LayerNAS's
-            search layer); -1 for the base architecture in the baselines.
+        layer: the layer this candidate was proposed for (LayerNAS: the last
+            layer whose option it chose; later layers hold the base choice).
+            The baselines choose every layer at once and report the last.
         cost: ``cost_fn(arch)``.
     """
 
@@ -246,7 +247,7 @@ class BaseSearch:
         return cost
 
     def arch_of(self, indices: tuple) -> Arch:
-        """Option values for option indices."""
+        """Option values for option indices (the state stores indices only)."""
         return tuple(layer[i] for layer, i in zip(self.options, indices))
 
     def _find_extreme_options(self) -> None:
@@ -288,6 +289,7 @@ class BaseSearch:
         return cheapest <= high and dearest >= low
 
     def in_target(self, cost: float) -> bool:
+        """Whether ``cost`` lies in the target range (both ends included)."""
         low, high = self.target
         return low <= cost <= high
 
@@ -339,8 +341,8 @@ class BaseSearch:
                 kept as a parent nor returned as best).
 
         Raises:
-            ValueError: the candidate was never asked, was already told, or the
-                score is not a number.
+            ValueError: the candidate was never asked, was already told, has
+                the wrong number of layers, or the score is not a number.
         """
         cand_id = candidate.id if isinstance(candidate, Candidate) else candidate
         if isinstance(cand_id, bool) or not isinstance(cand_id, numbers.Integral):
@@ -349,6 +351,12 @@ class BaseSearch:
                 f"Received: {candidate!r}"
             )
         cand_id = int(cand_id)
+        if isinstance(candidate, Candidate) and len(candidate.arch) != self.num_layers:
+            raise ValueError(
+                f"The candidate's arch has {len(candidate.arch)} values but this search has "
+                f"{self.num_layers} layers; tell candidates of this search only. "
+                f"Received: arch={candidate.arch!r}"
+            )
         if cand_id not in self._pending:
             state = "was already told" if cand_id in self._records else "was never asked"
             raise ValueError(
@@ -386,6 +394,7 @@ class BaseSearch:
 
     @property
     def num_told(self) -> int:
+        """Number of tells so far (failed trials included)."""
         return len(self._told)
 
     @property
@@ -394,6 +403,7 @@ class BaseSearch:
         return [self.record(cand_id) for cand_id in self._told]
 
     def record(self, cand_id: int) -> TrialRecord:
+        """The TrialRecord of an asked candidate (score None until told or if failed)."""
         fields = self._records[cand_id]
         return TrialRecord(
             id=cand_id,
@@ -404,6 +414,7 @@ class BaseSearch:
         )
 
     def score_of(self, cand_id: int) -> float | None:
+        """The told score of a candidate; None if failed or not told yet."""
         return self._records[cand_id]["score"]
 
     def best(self) -> tuple | None:

@@ -90,7 +90,7 @@ class BestFirst(SelectionPolicy):
 
     name = "best_first"
 
-    def __init__(self, explore: float = 0.1, per_visit: int = 1):
+    def __init__(self, explore: float = 0.05, per_visit: int = 1):
         if isinstance(explore, bool) or not isinstance(explore, numbers.Real) or not 0 <= explore <= 1:
             raise ValueError(
                 f"`explore` must be a probability in [0, 1]. Received: explore={explore!r}"

@@ -21,10 +21,6 @@ def chain_score(arch: tuple) -> float:
     return float(sum(w * np.log(a) for w, a in zip((0.4, 0.3, 0.2, 0.1), arch)))
 
 
-def all_archs(options) -> list[tuple]:
-    return list(itertools.product(*options))
-
-
 def can_complete_in_target(prefix: tuple, options, cost_fn, target) -> bool:
     """Brute force: does some completion of ``prefix`` cost within target?"""
     low, high = target

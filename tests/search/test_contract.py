@@ -12,7 +12,6 @@ from keras_layernas.search import LayerNAS, RandomSearch, RegularizedEvolution
 from tests.search._spaces import (
     CHAIN_OPTIONS,
     CHAIN_TARGET,
-    all_archs,
     can_complete_in_target,
     chain_cost,
     chain_score,
@@ -135,6 +134,8 @@ def test_failed_trials_are_never_best(name):
         (lambda s, c: s.tell(c, math.inf), "finite"),
         (lambda s, c: s.tell("0", 1.0), "Candidate from ask"),
         (lambda s, c: s.tell(type(c)(c.id, c.arch[:2], c.indices[:2], 1, 3.0), 1.0),
+         "has 2 values but this search has 4 layers"),
+        (lambda s, c: s.tell(type(c)(c.id, c.arch, c.indices, c.layer, c.cost + 1), 1.0),
          "does not match"),
     ],
 )
