@@ -81,7 +81,9 @@ def profile(parser: argparse.ArgumentParser) -> Handler:
         help="square input resolution (default: 224 for names, the model's own for files)",
     )
     parser.add_argument("--alpha", type=float, default=None, help="width multiplier (MobileNets)")
-    parser.add_argument("--classes", type=_positive_int, default=1000, help="classifier outputs")
+    parser.add_argument(
+        "--classes", type=_positive_int, default=None, help="classifier outputs (default: 1000)"
+    )
     parser.add_argument(
         "--minimalistic", action="store_true", help="MobileNetV3 minimalistic variant"
     )
@@ -94,8 +96,12 @@ def profile(parser: argparse.ArgumentParser) -> Handler:
         model, input_shape = _load_model(args)
         report = profile_model(model, input_shape)
         if args.json:
-            payload = {"model": model.name, "madds": report.madds, "params": report.params,
-                       "layers": report.to_list()}
+            payload = {
+                "model": model.name,
+                "madds": report.madds,
+                "params": report.params,
+                "layers": report.to_list(),
+            }
             print(json.dumps(payload, indent=2))
         else:
             print(f"Model: {model.name}")
@@ -119,11 +125,12 @@ def _load_model(args: argparse.Namespace):
     if Path(args.model).suffix in (".keras", ".h5"):
         if not Path(args.model).is_file():
             raise ValueError(f"model file not found. Received: MODEL={args.model}")
-        for option in ("alpha", "minimalistic"):
+        for option in ("alpha", "minimalistic", "classes"):
             if getattr(args, option):
                 raise ValueError(
                     f"--{option} only applies to keras.applications names; a saved model "
-                    f"already has its width. Received: --{option} with MODEL={args.model}"
+                    f"already has its architecture. Received: --{option} with "
+                    f"MODEL={args.model}"
                 )
         model = keras.saving.load_model(args.model, compile=False)
         if args.input_size is None:
@@ -145,7 +152,8 @@ def _load_model(args: argparse.Namespace):
             )
         kwargs[option] = value
     size = args.input_size or 224
-    model = build(weights=None, input_shape=(size, size, 3), classes=args.classes, **kwargs)
+    classes = args.classes or 1000
+    model = build(weights=None, input_shape=(size, size, 3), classes=classes, **kwargs)
     return model, None
 
 

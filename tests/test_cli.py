@@ -62,6 +62,15 @@ def test_profile_of_a_saved_keras_file_at_another_input_size(tmp_path, capsys):
     assert f"Total MAdds: {8 * 8 * 9 * 3 * 4:,}" in capsys.readouterr().out
 
 
+def test_architecture_options_are_rejected_for_a_saved_file(tmp_path, capsys):
+    inputs = keras.Input((4, 4, 3))
+    path = tmp_path / "tiny.keras"
+    keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs)).save(path)
+
+    assert cli.main(["profile", str(path), "--alpha", "0.5"]) == 2
+    assert "--alpha only applies to keras.applications names" in capsys.readouterr().err
+
+
 def test_unknown_model_name_fails_with_what_was_received(capsys):
     assert cli.main(["profile", "mobilenet_v9"]) == 2
     assert "Received: MODEL=mobilenet_v9" in capsys.readouterr().err

@@ -4,17 +4,32 @@ The walk follows the graph's nodes rather than ``model.layers`` so that a layer
 called twice shows up twice, and it descends into nested functional and
 Sequential models. Shapes are the ones recorded when the model was built; where
 the caller asks for another input size (or a nested model was built with an
-unknown one), the affected calls are re-traced with ``compute_output_spec``,
-which derives shapes without running or mutating the model.
+unknown one), the affected calls are re-traced with the layers' own
+``compute_output_shape`` (or ``compute_output_spec``), which derive shapes
+without running or mutating the model.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import keras
 
 Shape = tuple
+
+
+class ShapeSpec(NamedTuple):
+    """A re-traced tensor: just what the walk needs, far cheaper than a KerasTensor."""
+
+    shape: Shape
+    dtype: str
+
+
+def _as_keras_tensor(tensor):
+    """The KerasTensor that ``compute_output_spec`` needs, from either kind of tensor."""
+    if isinstance(tensor, ShapeSpec):
+        return keras.KerasTensor(tensor.shape, dtype=tensor.dtype)
+    return tensor
 
 
 @dataclass(frozen=True)
@@ -24,7 +39,7 @@ class LayerCall:
     Attributes:
         name: the layer name, prefixed by the nested models it lives in
             (``"wrapper_inner/conv"``), with ``"#k"`` for its k-th extra call.
-        layer: the called layer.
+        layer: the called layer (or plain op, e.g. the ``Add`` of ``x + y``).
         input_shapes: shapes of its tensor inputs at the profiled size.
         output_shapes: shapes of its outputs at the profiled size.
         first_call: False for the second and later calls of a shared layer,
@@ -32,13 +47,13 @@ class LayerCall:
     """
 
     name: str
-    layer: keras.layers.Layer
+    layer: keras.Operation
     input_shapes: tuple[Shape, ...]
     output_shapes: tuple[Shape, ...]
     first_call: bool
 
 
-def graph_of(model: keras.layers.Layer) -> Optional[object]:
+def graph_of(model: keras.Operation) -> Optional[keras.Model]:
     """The functional graph behind ``model``, or None for a plain layer.
 
     Sequential models keep theirs in ``_functional`` once built; functional
@@ -83,9 +98,7 @@ def trace_calls(
     if input_shapes is None:
         inputs = list(graph.inputs)
     else:
-        inputs = [
-            keras.KerasTensor(shape, dtype=x.dtype) for x, shape in zip(graph.inputs, input_shapes)
-        ]
+        inputs = [ShapeSpec(tuple(shape), x.dtype) for x, shape in zip(graph.inputs, input_shapes)]
     calls: list[LayerCall] = []
     _walk(graph, inputs, prefix="", calls=calls, times_called={})
     return calls
@@ -107,7 +120,7 @@ def _walk(graph, inputs: list, prefix: str, calls: list[LayerCall], times_called
             if inner is not None:
                 outputs = _walk(inner, actual_inputs, f"{prefix}{layer.name}/", calls, times_called)
             else:
-                outputs = _layer_outputs(node, actual_inputs, tensors)
+                outputs = _layer_outputs(node, actual_inputs)
                 count = times_called.get(id(layer), 0)
                 times_called[id(layer)] = count + 1
                 calls.append(
@@ -124,15 +137,19 @@ def _walk(graph, inputs: list, prefix: str, calls: list[LayerCall], times_called
     return [tensors[id(x)] for x in graph.outputs]
 
 
-def _layer_outputs(node, actual_inputs: list, tensors: dict) -> list:
+def _layer_outputs(node, actual_inputs: list) -> list:
     """Outputs of a leaf call: recorded ones if the input shapes are unchanged."""
     if all(a.shape == r.shape for a, r in zip(actual_inputs, node.input_tensors)):
         return node.outputs
     layer = node.operation
     shapes = [tuple(x.shape) for x in actual_inputs]
-    args, kwargs = node.arguments.fill_in(tensors)
     try:
         _check_input_spec(layer, shapes)
+        shape = _output_shape_by_rule(layer, node, shapes)
+        if shape is not None:
+            return [ShapeSpec(shape, layer.compute_dtype)]
+        as_tensors = {id(r): _as_keras_tensor(a) for r, a in zip(node.input_tensors, actual_inputs)}
+        args, kwargs = node.arguments.fill_in(as_tensors)
         spec = layer.compute_output_spec(*args, **kwargs)
     except Exception as error:  # any layer may reject a shape in its own way
         raise ValueError(
@@ -141,6 +158,50 @@ def _layer_outputs(node, actual_inputs: list, tensors: dict) -> list:
             "the model supports, e.g. the one it was built with."
         ) from error
     return keras.tree.flatten(spec)
+
+
+def _output_shape_by_rule(layer, node, shapes: list[Shape]) -> Optional[Shape]:
+    """The output shape from the layer's ``compute_output_shape``, where that is exact.
+
+    For a call on one tensor or one flat list of tensors (merge layers), with no
+    other arguments than None defaults (BatchNormalization records mask=None),
+    this equals ``compute_output_spec`` without its costly per-call argument
+    binding and tracing. Other calls return None and take the general path.
+    """
+    args, kwargs = node.arguments.args, node.arguments.kwargs
+    if len(args) != 1 or any(value is not None for value in kwargs.values()):
+        return None
+    if not _has_shape_rule(layer):
+        return None
+    (arg,) = args
+    if isinstance(arg, keras.KerasTensor):
+        shape_arg = shapes[0]
+    elif isinstance(arg, (list, tuple)) and len(arg) == len(shapes) and all(
+        isinstance(item, keras.KerasTensor) for item in arg
+    ):
+        shape_arg = list(shapes)
+    else:
+        return None
+    shape = layer.compute_output_shape(shape_arg)
+    return tuple(shape) if _is_single_shape(shape) else None
+
+
+def _has_shape_rule(layer) -> bool:
+    """Whether ``layer`` overrides ``compute_output_shape`` with its own rule.
+
+    Keras marks the base-class placeholder ``_is_default``; layers without their
+    own rule must be traced through ``compute_output_spec`` instead.
+    """
+    return isinstance(layer, keras.layers.Layer) and not getattr(
+        layer.compute_output_shape, "_is_default", False
+    )
+
+
+def _is_single_shape(shape) -> bool:
+    """True for one shape such as ``(None, 7, 7, 32)``, False for nested shapes."""
+    return isinstance(shape, (tuple, list)) and all(
+        isinstance(d, int) or d is None for d in shape
+    )
 
 
 def _check_input_spec(layer, shapes: list[Shape]) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import keras
+import numpy as np
 
 Path = tuple  # (outer model layer name, ..., layer name)
 
@@ -103,6 +104,7 @@ class Call:
     outputs: list
     input_shapes: list
     output_shapes: list
+    scalar_constants: bool = True  # every non-tensor argument is a plain number
     role: str = "unknown"  # producer | follower | pass | concat | unknown
 
 
@@ -225,8 +227,15 @@ def _walk(model: Any, prefix: Path, alias: dict, calls: list, shapes: dict) -> N
             for t in node.arguments.keras_tensors:
                 shapes.setdefault(alias.get(id(t), id(t)), _shape(t))
             if is_nested_model(op):
-                inner = _functional_of(op)
                 check_graph_model(op)
+                if any(c.path[: len(prefix) + 1] == prefix + (op.name,) for c in calls):
+                    raise ValueError(
+                        f"Nested model {op.name!r} is called more than once; its layers "
+                        "would need the same channels at every call, which this analysis "
+                        "does not handle. Received: a model that reuses a sub-model. "
+                        "Call each sub-model once (build a separate copy for each use)."
+                    )
+                inner = _functional_of(op)
                 for inner_in, outer in zip(inner.inputs, inputs):
                     alias[id(inner_in)] = outer
                 _walk(op, prefix + (op.name,), alias, calls, shapes)
@@ -244,8 +253,17 @@ def _walk(model: Any, prefix: Path, alias: dict, calls: list, shapes: dict) -> N
                     outputs=[id(t) for t in node.outputs],
                     input_shapes=[shapes[i] for i in inputs],
                     output_shapes=[_shape(t) for t in node.outputs],
+                    scalar_constants=_scalar_constants(node),
                 )
             )
+
+
+def _scalar_constants(node: Any) -> bool:
+    """Whether an op's non-tensor arguments are scalars (``x + 3.0``, not ``x * array``)."""
+    flat = node.arguments._flat_arguments
+    return all(
+        isinstance(a, keras.KerasTensor) or a is None or np.ndim(a) == 0 for a in flat
+    )
 
 
 def _channels_last(op: Any) -> bool:
@@ -257,9 +275,12 @@ def _last_axis(axis: Any, rank: int) -> bool:
     return len(axes) == 1 and axes[0] in (-1, rank - 1)
 
 
-def _scalar_rescaling(op: Any) -> bool:
-    import numpy as np
+def _is_op(op: Any, names: set) -> bool:
+    """A bare ``keras.ops`` operation (not a layer) of one of these class names."""
+    return type(op).__name__ in names and not isinstance(op, keras.layers.Layer)
 
+
+def _scalar_rescaling(op: Any) -> bool:
     return np.ndim(op.scale) == 0 and np.ndim(op.offset) == 0
 
 
@@ -352,13 +373,13 @@ class ChannelGraph:
         if single and (
             isinstance(op, _PASS_THROUGH_LAYERS)
             or (isinstance(op, keras.layers.Rescaling) and _scalar_rescaling(op))
-            or (type(op).__name__ in _UNARY_OPS and not isinstance(op, keras.layers.Layer))
-            or (type(op).__name__ in _ELEMENTWISE_OPS and not isinstance(op, keras.layers.Layer))
+            or (_is_op(op, _UNARY_OPS) and call.scalar_constants)
+            or (_is_op(op, _ELEMENTWISE_OPS) and call.scalar_constants)
         ):
             call.role = "pass"
             return [ins[0]]
         if isinstance(op, _ELEMENTWISE_LAYERS) or (
-            type(op).__name__ in _ELEMENTWISE_OPS and not isinstance(op, keras.layers.Layer)
+            _is_op(op, _ELEMENTWISE_OPS) and call.scalar_constants
         ):
             return self._elementwise(call, ins)
         if isinstance(op, keras.layers.Concatenate) and len(call.outputs) == 1:
@@ -416,7 +437,8 @@ class ChannelGraph:
             earlier = first_call.setdefault(id(call.op), call)
             if earlier is call:
                 continue
-            for a_id, b_id in ((earlier.inputs[0], call.inputs[0]), (earlier.outputs[0], call.outputs[0])):
+            pairs = ((earlier.inputs[0], call.inputs[0]), (earlier.outputs[0], call.outputs[0]))
+            for a_id, b_id in pairs:
                 a, b = self.layouts[a_id], self.layouts[b_id]
                 if a.segments == b.segments:
                     continue
@@ -439,8 +461,8 @@ class ChannelGraph:
         seen: dict[tuple, set] = {}
         for call in self.calls:
             role = call.role
-            in_groups = {roots[self._uf.find(e)] for t in call.inputs for e in self.layouts[t].segments}
-            out_groups = {roots[self._uf.find(e)] for t in call.outputs for e in self.layouts[t].segments}
+            in_groups = {roots[self._uf.find(e)] for t in call.inputs for e in self._segments(t)}
+            out_groups = {roots[self._uf.find(e)] for t in call.outputs for e in self._segments(t)}
             buckets = []
             if role == "producer":
                 buckets = [("producers", out_groups), ("consumers", in_groups)]
@@ -457,6 +479,9 @@ class ChannelGraph:
                     getattr(groups[gid], attr).append(call)
         return groups, roots
 
+    def _segments(self, tensor_id: int) -> tuple:
+        return self.layouts[tensor_id].segments
+
     # -- queries --------------------------------------------------------------------
     def group_of(self, element: int) -> CoupledGroup:
         """The coupled group holding union-find ``element``."""
@@ -472,6 +497,10 @@ class ChannelGraph:
     def free_groups(self) -> list[CoupledGroup]:
         """Groups whose width may change: not frozen and made by some layer."""
         return [g for g in self.groups if g.frozen is None and g.producers]
+
+    def call_count(self, op: Any) -> int:
+        """How many times ``op`` is called (a shared layer's kernel cannot change alone)."""
+        return sum(call.op is op for call in self.calls)
 
     def consumer_count(self, tensor_id: int) -> int:
         """How many calls read ``tensor_id`` (a padding feeding one conv may change)."""

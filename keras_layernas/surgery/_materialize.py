@@ -147,7 +147,9 @@ def slice_weights(weights: list, plan: WeightSlice) -> list:
     return [kernel] + [_take(b, plan.out_index, 0) for b in rest]
 
 
-def transfer_weights(source: Mapping[Path, list], target: Any, plans: Mapping[Path, WeightSlice]) -> None:
+def transfer_weights(
+    source: Mapping[Path, list], target: Any, plans: Mapping[Path, WeightSlice]
+) -> None:
     """Copy ``source`` weights (``{path: arrays}``) into ``target``, sliced per ``plans``."""
     for path, layer in iter_layers(target).items():
         if not layer.weights or isinstance(layer, keras.Model):

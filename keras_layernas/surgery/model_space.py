@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 import keras
 import numpy as np
 
+from keras_layernas.profile import formulas
 from keras_layernas.surgery import _materialize
 from keras_layernas.surgery._graph import _CONVS, _DEPTHWISE, Call, ChannelGraph, CoupledGroup
 from keras_layernas.surgery._importance import Importance, keep_indices, l1_importance
@@ -108,7 +109,7 @@ class _Entry:
     members: tuple
 
 
-class ModelSpace:
+class _ModelSpace:
     """Everything ``cost`` and ``materialize`` need, precomputed once per model."""
 
     def __init__(
@@ -120,12 +121,11 @@ class ModelSpace:
         input_shape: Sequence[int] | None = None,
         importance: Importance = l1_importance,
     ):
-        self._source_model = model
         self.model = _fixed_size_model(model, input_shape)
         self._config = self.model.get_config()
         self.graph = ChannelGraph(self.model)
         self._importance = importance
-        self._exclude = set(exclude)
+        self._exclude = self._check_names("exclude", exclude)
         self._kernel_options = _check_kernels(kernel_options)
         self._width_options = width_options
         if self.graph.unknown:
@@ -136,6 +136,9 @@ class ModelSpace:
             )
         self._parent = self._squeeze_excite_parents()
         self.entries = self._make_entries()
+        if isinstance(width_options, Mapping):
+            names = set(width_options) - {e.name for e in self.entries}
+            self._check_names("width_options", sorted(names))
         if not self.entries:
             raise ValueError(
                 f"Model {model.name!r} has no searchable layer: every channel group is "
@@ -144,10 +147,27 @@ class ModelSpace:
                 f"{sorted(self._exclude)}, kernel_options={kernel_options}."
             )
         self._compile_cost()
-        self._weights = None
+        # The space slims the model as it is now: later training does not leak in.
+        self._weights = _weights_by_path(self.model)
         self._scores: dict[int, np.ndarray] = {}
 
     # -- analysis ---------------------------------------------------------------------
+    def _check_names(self, argument: str, names: Any) -> set:
+        """Layer names given by the user, checked so that a typo is not silently ignored."""
+        if isinstance(names, str):
+            raise TypeError(
+                f"{argument} takes a sequence of layer names. Received: {argument}={names!r}; "
+                f"use {argument}=({names!r},)."
+            )
+        known = {c.path[-1] for c in self.graph.calls} | {self._name(c) for c in self.graph.calls}
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise ValueError(
+                f"{argument} names layers the model does not have: {unknown}. "
+                f"Expected names of layers in model {self.model.name!r}."
+            )
+        return set(names)
+
     def _name(self, call: Call) -> str:
         return "/".join(call.path)
 
@@ -186,7 +206,10 @@ class ModelSpace:
     def _searchable_depthwise(self, call: Call) -> _Depthwise | None:
         op = call.op
         sizes, dilation = set(op.kernel_size), set(op.dilation_rate)
-        if not self._kernel_options or self._excluded(call) or dilation != {1} or len(sizes) != 1:
+        if (
+            not self._kernel_options or self._excluded(call) or dilation != {1}
+            or len(sizes) != 1 or self.graph.call_count(op) != 1
+        ):
             return None
         (base,) = sizes
         if base % 2 == 0:
@@ -200,19 +223,21 @@ class ModelSpace:
                 pad_call is None
                 or not isinstance(pad_call.op, padding_types)
                 or self.graph.consumer_count(call.inputs[0]) != 1
-                or sum(c.op is pad_call.op for c in self.graph.calls) != 1
+                or self.graph.call_count(pad_call.op) != 1
             ):
                 return None
             low = min(p[0] for p in _padding_pairs(pad_call.op))
             options = tuple(k for k in options if low + (k - base) // 2 >= 0)
         return _Depthwise(call, base, options, pad_call) if len(options) > 1 else None
 
-    def _widths_for(self, name: str, members: Sequence[str], base: int) -> list[int]:
+    def _widths_for(self, name: str, producers: Sequence[Call], base: int) -> list[int]:
+        """Width options of one group: base first, from the user's spec or the defaults."""
         spec = self._width_options
         if callable(spec):
             chosen = list(spec(name, base))
         elif isinstance(spec, Mapping):
-            key = next((k for k in (name, *members) if k in spec), None)
+            names = [name] + [n for c in producers for n in (c.path[-1], self._name(c))]
+            key = next((k for k in names if k in spec), None)
             chosen = list(spec[key]) if key is not None else default_widths(base)
         elif spec is None:
             chosen = default_widths(base)
@@ -227,52 +252,54 @@ class ModelSpace:
         return [base] + [int(w) for w in dict.fromkeys(chosen) if w != base]
 
     def _make_entries(self) -> list[_Entry]:
-        graph = self.graph
-        entries: list[_Entry] = []
-        kernel_done: set[int] = set()
-        free = [g for g in graph.free_groups() if g.id not in self._parent]
-        for group in free:
-            if any(self._excluded(c) for c in group.producers):
+        """Searchable layers in search order: one per free group, then lone kernels."""
+        entries = []
+        for group in self.graph.free_groups():
+            excluded = any(self._excluded(c) for c in group.producers)
+            if group.id not in self._parent and not excluded:
+                entry = self._group_entry(group)
+                if entry is not None:
+                    entries.append(entry)
+        paired = {id(e.depthwise.call.op) for e in entries if e.depthwise}
+        for call in self.graph.calls:
+            if not isinstance(call.op, _DEPTHWISE) or call.role != "follower":
                 continue
-            producers = self._main_producers(group)
-            first = min(producers, key=lambda c: c.index)
-            members = tuple(self._name(c) for c in group.producers + group.followers)
-            if len({id(c.op) for c in producers}) > 1:
-                name = f"{self._name(first)}.block_filter"
-                widths = self._widths_for(name, members, group.width)
-                key = self._block_filter_key(group, producers)
-                if len(widths) > 1:
-                    entries.append(
-                        _Entry(name, "block_filter", tuple(widths), group, None, key, members)
-                    )
-                continue
-            name = self._name(first)
-            widths = self._widths_for(name, members, group.width)
-            depthwise = [
-                d for d in (self._searchable_depthwise(c) for c in group.followers
-                            if isinstance(c.op, _DEPTHWISE))
-                if d is not None
-            ]
-            if len(depthwise) == 1:
-                dw = depthwise[0]
-                kernel_done.add(dw.call.index)
-                options = [KernelWidth(dw.base, widths[0])] + [
-                    KernelWidth(k, w) for w in widths for k in dw.options
-                    if (k, w) != (dw.base, widths[0])
-                ]
-                entries.append(_Entry(name, "kernel_expand", tuple(options), group, dw,
-                                      first.index, members))
-            elif len(widths) > 1:
-                kind = "expand" if any(isinstance(c.op, _DEPTHWISE) for c in group.followers) else "width"
-                entries.append(_Entry(name, kind, tuple(widths), group, None, first.index, members))
-        for call in graph.calls:
-            if isinstance(call.op, _DEPTHWISE) and call.role == "follower" and call.index not in kernel_done:
-                dw = self._searchable_depthwise(call)
-                if dw is not None and id(call.op) not in {id(e.depthwise.call.op) for e in entries if e.depthwise}:
-                    entries.append(_Entry(self._name(call), "kernel", dw.options, None, dw,
-                                          call.index, (self._name(call),)))
+            dw = None if id(call.op) in paired else self._searchable_depthwise(call)
+            if dw is not None:
+                name = self._name(call)
+                members = (name,) if dw.pad_call is None else (name, self._name(dw.pad_call))
+                entries.append(_Entry(name, "kernel", dw.options, None, dw, call.index, members))
         entries.sort(key=lambda e: e.key)
         return entries
+
+    def _group_entry(self, group: CoupledGroup) -> _Entry | None:
+        """The searchable layer of a free group, or None when it has one option only."""
+        producers = self._main_producers(group)
+        first = min(producers, key=lambda c: c.index)
+        touched = group.producers + group.followers + group.consumers
+        members = tuple(dict.fromkeys(self._name(c) for c in touched))
+        if len({id(c.op) for c in producers}) > 1:
+            name = f"{self._name(first)}.block_filter"
+            widths = self._widths_for(name, group.producers, group.width)
+            if len(widths) == 1:
+                return None
+            key = self._block_filter_key(group, producers)
+            return _Entry(name, "block_filter", tuple(widths), group, None, key, members)
+        name = self._name(first)
+        widths = self._widths_for(name, group.producers, group.width)
+        depthwise_calls = [c for c in group.followers if isinstance(c.op, _DEPTHWISE)]
+        searchable = [d for d in map(self._searchable_depthwise, depthwise_calls) if d is not None]
+        if len(searchable) == 1:
+            (dw,) = searchable
+            base = KernelWidth(dw.base, widths[0])
+            options = [base] + [
+                KernelWidth(k, w) for w in widths for k in dw.options if (k, w) != base
+            ]
+            return _Entry(name, "kernel_expand", tuple(options), group, dw, first.index, members)
+        if len(widths) == 1:
+            return None
+        kind = "expand" if depthwise_calls else "width"
+        return _Entry(name, kind, tuple(widths), group, None, first.index, members)
 
     def _block_filter_key(self, group: CoupledGroup, producers: list[Call]) -> float:
         """Search a residual group's width just before its first block's layers.
@@ -314,15 +341,18 @@ class ModelSpace:
         variable = {1 + e.group.id for e in self.entries if e.group is not None}
         variable |= {1 + r for r, s in self._parent.items() if 1 + s in variable}
         variable |= set(kernel_slot.values())
-        self._variable_slots = variable
         base = [1] + [g.width for g in graph.groups]
-        base += [e.depthwise.base ** e.depthwise.call.op.kernel_size.__len__()
-                 for e in self.entries if e.depthwise]
+        base += [
+            e.depthwise.base ** len(e.depthwise.call.op.kernel_size)
+            for e in self.entries if e.depthwise
+        ]
         terms: list[tuple[int, int, int]] = []
+        modeled = set()
         for call in graph.calls:
             for coef, a, b in self._call_terms(call, kernel_slot):
                 terms.append((coef, a, b))
-        constant = 0
+                modeled.add("/".join(call.path))
+        constant = self._unmodeled_madds(modeled)
         self._terms = []
         for coef, a, b in terms:
             if a in variable or b in variable:
@@ -333,35 +363,57 @@ class ModelSpace:
         self._base_slots = base
         self._assign = [self._assignments(e) for e in self.entries]
 
+    def _unmodeled_madds(self, modeled: set) -> int:
+        """MAdds of layers outside the width model (separable, transposed, grouped convs).
+
+        Their channels are frozen, so their cost never changes: the profiler
+        counts it once, under the same convention.
+        """
+        from keras_layernas.profile import profile
+
+        rows = profile(self.model).layers
+        return sum(row.madds for row in rows if row.name.split("#")[0] not in modeled)
+
     def _call_terms(self, call: Call, kernel_slot: Mapping[int, int]):
+        """``(coef, slot_a, slot_b)`` terms of one call's MAdds.
+
+        Every coefficient is the shared formula evaluated with one input and
+        one output channel: the formulas are linear in each channel count, so
+        the term times the two widths is the formula at those widths.
+        """
         op, graph = call.op, self.graph
-        if call.role not in ("producer", "follower") or isinstance(op, keras.layers.BatchNormalization):
+        if call.role not in ("producer", "follower"):
+            return
+        if isinstance(op, keras.layers.BatchNormalization):
             return
         in_groups = graph.layout_groups(call.inputs[0])
         repeat = graph.repeat(call.inputs[0])
+        spatial = call.output_shapes[0][1:-1]
+        _check_known(spatial, call)
         if isinstance(op, keras.layers.Dense):
             out = 1 + graph.layout_groups(call.outputs[0])[0]
-            positions = _known_prod(call.output_shapes[0][1:-1], call)
+            coef = formulas.dense_madds(1, 1, math.prod(spatial)) * repeat
             for g in in_groups:
-                yield positions * repeat, 1 + g, out
-            return
-        spatial = _known_prod(call.output_shapes[0][1:-1], call)
-        if isinstance(op, _DEPTHWISE):
-            if call.index in kernel_slot:
-                for g in in_groups:
-                    yield spatial, 1 + g, kernel_slot[call.index]
-            else:
-                for g in in_groups:
-                    yield spatial * math.prod(op.kernel_size), 1 + g, 0
-            return
-        if isinstance(op, _CONVS):
+                yield coef, 1 + g, out
+        elif isinstance(op, _DEPTHWISE) and call.index in kernel_slot:
+            unit_kernel = (1,) * len(op.kernel_size)  # the kernel area is a slot of its own
+            coef = formulas.depthwise_madds(unit_kernel, 1, spatial)
+            for g in in_groups:
+                yield coef, 1 + g, kernel_slot[call.index]
+        elif isinstance(op, _DEPTHWISE):
+            coef = formulas.depthwise_madds(op.kernel_size, 1, spatial)
+            for g in in_groups:
+                yield coef, 1 + g, 0
+        elif isinstance(op, _CONVS):
             out = 1 + graph.layout_groups(call.outputs[0])[0]
+            coef = formulas.conv_madds(op.kernel_size, 1, 1, spatial)
             for g in in_groups:
-                yield spatial * math.prod(op.kernel_size), 1 + g, out
+                yield coef, 1 + g, out
 
     def _assignments(self, entry: _Entry) -> dict:
         """``{option: ((slot, value), ...)}``: what choosing an option sets."""
-        children = [r for r, s in self._parent.items() if entry.group is not None and s == entry.group.id]
+        group_id = entry.group.id if entry.group is not None else None
+        children = [r for r, s in self._parent.items() if s == group_id]
         table = {}
         for option in entry.options:
             sets = []
@@ -387,7 +439,7 @@ class ModelSpace:
 
     def slots(self, arch: Arch) -> list:
         """Widths/kernel areas of ``arch`` (slot layout of :meth:`_compile_cost`)."""
-        x = list(self._base_slots)
+        x = self._base_slots.copy()
         for table, value in zip(self._assign, arch):
             for slot, v in table[value]:
                 x[slot] = v
@@ -395,31 +447,19 @@ class ModelSpace:
 
     def cost(self, arch: Arch) -> int:
         """MAdds of ``arch``: the constant part plus the width-dependent terms."""
-        x = self._base_slots.copy()
-        for table, value in zip(self._assign, arch):
-            for slot, v in table[value]:
-                x[slot] = v
+        x = self.slots(arch)
         total = self._constant
         for coef, a, b in self._terms:
             total += coef * x[a] * x[b]
         return total
 
     # -- materialize --------------------------------------------------------------------
-    def _source_weights(self) -> dict:
-        if self._weights is None:
-            self._weights = {
-                path: layer.get_weights()
-                for path, layer in _materialize.iter_layers(self.model).items()
-                if layer.weights and not isinstance(layer, keras.Model)
-            }
-        return self._weights
-
     def _keep(self, group_id: int, width: int) -> np.ndarray | None:
         group = self.graph.groups[group_id]
         if width == group.width:
             return None
         if group_id not in self._scores:
-            weights = self._source_weights()
+            weights = self._weights
             kernels = [weights[c.path][0] for c in group.producers]
             self._scores[group_id] = np.asarray(self._importance(kernels))
         return keep_indices(self._scores[group_id], width)
@@ -475,7 +515,7 @@ class ModelSpace:
             elif in_index is not None:
                 plans[call.path] = _materialize.WeightSlice("channel", in_index)
         model = _materialize.rebuild(self.model, self._config, edits)
-        _materialize.transfer_weights(self._source_weights(), model, plans)
+        _materialize.transfer_weights(self._weights, model, plans)
         return model
 
     def _edit_padding(self, call: Call, kernel: int, edits: dict) -> None:
@@ -486,7 +526,8 @@ class ModelSpace:
             return
         delta = kernel - entry.depthwise.base
         pairs = tuple(
-            (low + delta // 2, high + delta - delta // 2) for low, high in _padding_pairs(pad_call.op)
+            (low + delta // 2, high + delta - delta // 2)
+            for low, high in _padding_pairs(pad_call.op)
         )
         edits[pad_call.path] = {"padding": pairs if len(pairs) > 1 else pairs[0]}
 
@@ -499,14 +540,13 @@ def _padding_pairs(op: Any) -> tuple:
     return tuple(tuple(p) for p in padding)
 
 
-def _known_prod(dims: Sequence, call: Call) -> int:
+def _check_known(dims: Sequence, call: Call) -> None:
     if any(d is None for d in dims):
         raise ValueError(
             f"Layer {'/'.join(call.path)!r} has an unknown spatial size, so its MAdds "
             f"are undefined. Received: output shape {call.output_shapes[0]}. Pass "
             "input_shape=(height, width, channels) to SearchSpace.from_model."
         )
-    return math.prod(dims)
 
 
 def _check_kernels(kernel_options: Sequence[int] | None) -> tuple:
@@ -546,15 +586,27 @@ def _fixed_size_model(model: Any, input_shape: Sequence[int] | None):
                 f"input_shape=None with model input shape {tuple(model.inputs[0].shape)}."
             )
         return model
+    expected_rank = len(model.inputs[0].shape) - 1
+    if len(tuple(input_shape)) != expected_rank or any(
+        not isinstance(d, (int, np.integer)) or d < 1 for d in input_shape
+    ):
+        raise ValueError(
+            f"input_shape must be {expected_rank} positive integers, without the batch "
+            f"axis, e.g. (224, 224, 3). Received: input_shape={input_shape!r}."
+        )
     input_shape = tuple(int(d) for d in input_shape)
     sized = _materialize.rebuild(model, model.get_config(), {}, input_shape=input_shape)
-    weights = {
+    _materialize.transfer_weights(_weights_by_path(model), sized, {})
+    return sized
+
+
+def _weights_by_path(model: Any) -> dict:
+    """``{layer path: weight arrays}`` of every layer that owns weights."""
+    return {
         path: layer.get_weights()
         for path, layer in _materialize.iter_layers(model).items()
         if layer.weights and not isinstance(layer, keras.Model)
     }
-    _materialize.transfer_weights(weights, sized, {})
-    return sized
 
 
 def space_from_model(
@@ -571,7 +623,7 @@ def space_from_model(
         model: a functional or Sequential Keras model (nested models are fine).
         width_options: ``None`` for the default fractions of each base width
             (rounded to multiples of 8); a sequence of fractions; a dict
-            ``{searchable or model layer name: [widths]}``; or a callable
+            ``{searchable layer name or producing layer name: [widths]}``; or a callable
             ``(name, base_width) -> widths``. The base width is always option 0.
         kernel_options: kernel sizes for depthwise convs (odd); ``None`` keeps
             every kernel.
@@ -590,8 +642,6 @@ def space_from_model(
         ValueError: unknown spatial size without ``input_shape``, bad options, or
             nothing left to search.
     """
-    plan = ModelSpace(model, width_options, kernel_options, exclude, input_shape, importance)
+    plan = _ModelSpace(model, width_options, kernel_options, exclude, input_shape, importance)
     layers = [SearchLayer(e.name, e.kind, e.options, e.members) for e in plan.entries]
-    space = SearchSpace(layers, plan.cost, plan.materialize)
-    space.model_space = plan
-    return space
+    return SearchSpace(layers, plan.cost, plan.materialize)

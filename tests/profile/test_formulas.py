@@ -1,6 +1,9 @@
 """The shared cost formulas, checked against hand-computed counts."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from keras_layernas.profile import formulas
 
 
@@ -31,3 +34,16 @@ def test_conv_transpose_madds_follows_input_positions():
 def test_dense_madds_scales_with_leading_positions():
     assert formulas.dense_madds(1280, 1000) == 1_280_000
     assert formulas.dense_madds(5, 3, leading_positions=7) == 105
+
+
+def test_formulas_import_without_keras_or_tensorflow():
+    # The surgery cost model computes costs without building models; importing
+    # the formulas must not drag in TensorFlow (seconds, and process-wide state).
+    code = (
+        "import sys, keras_layernas.profile.formulas; "
+        "print(sorted({'keras', 'tensorflow'} & set(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"

@@ -43,6 +43,15 @@ def test_functional_wrapper_around_nested_model_counts_inner_layers():
     assert report.params == model.count_params()
 
 
+def test_base_model_called_with_training_false_is_walked_at_the_outer_size():
+    # The transfer-learning pattern: base(inputs, training=False) inside a wrapper.
+    base = conv_block()
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, base(inputs, training=False))
+    assert count_madds(model) == CONV_3X3_3_TO_4_AT_8X8
+    assert count_madds(model, input_shape=(4, 4, 3)) == CONV_3X3_3_TO_4_AT_8X8 // 4
+
+
 def test_sequential_inside_functional_is_walked():
     sequential = keras.Sequential([layers.Conv2D(4, 3, padding="same"), layers.ReLU()], name="seq")
     inputs = keras.Input((8, 8, 3))

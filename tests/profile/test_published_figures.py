@@ -1,8 +1,8 @@
 """count_madds reproduces the published MobileNet MAdds (within 0.5%).
 
-Reference values are those of the MobileNetV2/V3 papers' tables as rebuilt by
-``keras.applications`` (see docs/cost-convention.md). Models are built once per
-configuration (about 0.7 s each) with ``weights=None``.
+Reference values are the figures of issue 2, to two decimals; rounded to
+millions they are the published MobileNetV2/V3 tables (docs/cost-convention.md).
+Models are built once per configuration (about 0.7 s each) with ``weights=None``.
 """
 from __future__ import annotations
 
