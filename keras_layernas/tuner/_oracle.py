@@ -18,6 +18,7 @@ from typing import Any, Mapping
 import keras_tuner
 from keras_tuner.engine.trial import Trial, TrialStatus
 from keras_tuner.src import utils as keras_tuner_utils
+from keras_tuner.src.engine.metrics_tracking import MetricsTracker
 
 from keras_layernas.search import LayerNAS
 from keras_layernas.surgery.space import SearchSpace
@@ -94,9 +95,9 @@ class LayerNASOracle(keras_tuner.Oracle):
 
     Raises:
         TypeError: ``space`` is not a ``SearchSpace``.
-        ValueError: ``target`` is not a ``(low, high)`` pair with
-            ``0 <= low <= high``, lies outside the space's reachable cost, or a
-            layer's options cannot be ``hp.Choice`` values.
+        ValueError: ``idle_wait_s`` is negative, ``target`` is not a finite ``(low, high)`` pair or lies
+            outside the space's reachable cost (LayerNAS's checks), a count is
+            not positive, or a layer's options cannot be ``hp.Choice`` values.
 
     Example:
         >>> from keras_layernas.surgery import SearchSpace
@@ -127,11 +128,19 @@ class LayerNASOracle(keras_tuner.Oracle):
                 "space must be a keras_layernas SearchSpace (SearchSpace.from_model or "
                 f"SearchSpace.from_options). Received: space of type {type(space).__name__}."
             )
-        self.target = _check_target(target)
+        if not idle_wait_s >= 0:
+            raise ValueError(
+                "idle_wait_s must be a number of seconds >= 0. "
+                f"Received: idle_wait_s={idle_wait_s!r}."
+            )
         hyperparameters = keras_tuner.HyperParameters()
         for layer in space.layers:
             choice_values(layer)  # fails now, naming the layer, not inside a worker
         declare_architecture(hyperparameters, space)
+        # LayerNAS checks target and counts, and that the target is reachable.
+        search_args = dict(target=target, num_buckets=num_buckets, per_bucket=per_bucket,
+                           seed=seed, max_trials=max_trials)
+        search = LayerNAS(space.options, space.cost, **search_args)
         super().__init__(
             objective=objective,
             max_trials=max_trials,
@@ -141,12 +150,10 @@ class LayerNASOracle(keras_tuner.Oracle):
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
         self.space = space
+        self.target = search.target
         self.idle_wait_s = idle_wait_s
-        self._search_args = dict(
-            target=self.target, num_buckets=num_buckets, per_bucket=per_bucket,
-            seed=seed, max_trials=max_trials,
-        )
-        self._search = LayerNAS(space.options, space.cost, **self._search_args)
+        self._search_args = {**search_args, "target": list(search.target)}
+        self._search = search
         # trial_id -> LayerNAS candidate id; persisted, as only the chief knows it.
         self._candidate_of_trial: dict[str, int] = {}
         self._told_trials: set[str] = set()
@@ -160,7 +167,11 @@ class LayerNASOracle(keras_tuner.Oracle):
             status = TrialStatus.STOPPED if self._search.finished else TrialStatus.IDLE
             return {"status": status, "values": None}
         self._candidate_of_trial[trial_id] = candidate.id
-        return {"status": TrialStatus.RUNNING, "values": self.space.encode(candidate.arch)}
+        # By index into the space's own options: a restored LayerNAS holds
+        # option values as JSON gave them back (a KernelWidth becomes a plain
+        # tuple, which would encode differently).
+        arch = tuple(layer.options[i] for layer, i in zip(self.space.layers, candidate.indices))
+        return {"status": TrialStatus.RUNNING, "values": self.space.encode(arch)}
 
     def create_trial(self, tuner_id: str) -> Trial:
         """KerasTuner's ``create_trial``, holding the caller back on ``"IDLE"``.
@@ -178,13 +189,19 @@ class LayerNASOracle(keras_tuner.Oracle):
         """KerasTuner's ``end_trial``, then tell LayerNAS the final outcome.
 
         An ``"INVALID"`` trial waiting for a retry is not told: LayerNAS keeps
-        it pending until its last attempt. Saving again at the end also writes
-        the state KerasTuner's chief saved while the trial still looked ongoing.
+        it pending until its last attempt, which starts with empty metrics
+        (KerasTuner would average the retry's objective with the failed NaN at
+        the same step, so a NaN trial could never recover). Saving again at the
+        end also writes the state KerasTuner's chief saved while the trial still
+        looked ongoing.
         """
         super().end_trial(trial)
         ended = self.trials[trial.trial_id]
         if ended.status in _FINAL:
             self._tell(ended)
+        elif trial.trial_id in self._retry_queue:
+            ended.metrics = MetricsTracker()
+            self._save_trial(ended)
         self.save()
 
     def get_best_trials(self, num_trials: int = 1) -> list[Trial]:
@@ -206,13 +223,34 @@ class LayerNASOracle(keras_tuner.Oracle):
         """The architecture a trial trained (decoded from its hyperparameters)."""
         return self.space.decode(trial.hyperparameters.values)
 
-    def bucket_table(self):
-        """LayerNAS's bucket table: per layer and cost bucket, the kept candidates."""
-        return self._search.bucket_table()
+    def bucket_table(self) -> list[dict]:
+        """LayerNAS's kept candidates, per layer and cost bucket, as trials.
 
-    def pareto_front(self):
-        """Best score per cost bucket on the last layer (cost vs. score trade-off)."""
-        return self._search.pareto_front()
+        Returns:
+            One dict per searchable layer mapping the bucket key to the kept
+            entries, best first: ``{"trial_id", "arch", "cost", "score",
+            "expanded"}`` with ``score`` in the objective's own sign.
+        """
+        trial_of = {c: t for t, c in self._candidate_of_trial.items()}
+        return [
+            {bucket: [self._as_trial_entry(entry, trial_of) for entry in entries]
+             for bucket, entries in table.items()}
+            for table in self._search.bucket_table()
+        ]
+
+    def pareto_front(self) -> list[dict]:
+        """Best in-target trial of each last-layer cost bucket, cheapest first.
+
+        Returns:
+            ``{"trial_id", "arch", "cost", "score"}`` dicts: the cost/score
+            trade-off the search found around the target.
+        """
+        trial_of = {c: t for t, c in self._candidate_of_trial.items()}
+        return [
+            self._as_trial_entry(
+                {"id": r.id, "arch": list(r.arch), "cost": r.cost, "score": r.score}, trial_of)
+            for r in self._search.pareto_front()
+        ]
 
     # -- state -----------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
@@ -278,12 +316,15 @@ class LayerNASOracle(keras_tuner.Oracle):
             if trial_id in self._told_trials:
                 continue
             if trial.status == TrialStatus.RUNNING and self._objective_reported(trial):
+                # end_trial's accounting, minus the display of a trial that
+                # started in the crashed process
                 trial.status = TrialStatus.COMPLETED
                 self.score_trial(trial)
                 if math.isnan(trial.score):
-                    trial.status = TrialStatus.INVALID  # stays queued for a retry
-                    continue
+                    trial.status = TrialStatus.INVALID
                 self._run_times[trial_id] += 1
+                if self._retry(trial):
+                    trial.metrics = MetricsTracker()
                 self._save_trial(trial)
             if trial.status in _FINAL:
                 if trial_id not in self.end_order:
@@ -301,10 +342,21 @@ class LayerNASOracle(keras_tuner.Oracle):
     def _tell(self, trial: Trial) -> None:
         score = None
         if trial.status == TrialStatus.COMPLETED:
-            # LayerNAS maximizes; KerasTuner objectives may minimize.
-            score = trial.score if self.objective.direction == "max" else -trial.score
+            score = self._layernas_sign(trial.score)
         self._search.tell(self._candidate_of_trial[trial.trial_id], score)
         self._told_trials.add(trial.trial_id)
+
+    def _layernas_sign(self, score: float | None) -> float | None:
+        """LayerNAS maximizes; a KerasTuner objective may minimize (its own inverse)."""
+        if score is None or self.objective.direction == "max":
+            return score
+        return -score
+
+    def _as_trial_entry(self, entry: dict, trial_of: Mapping[int, str]) -> dict:
+        converted = {"trial_id": trial_of[entry["id"]], **entry}
+        del converted["id"]
+        converted["score"] = self._layernas_sign(entry["score"])
+        return converted
 
     def _in_target(self, trial: Trial) -> bool:
         if trial.trial_id not in self._cost_of_trial:
@@ -316,23 +368,8 @@ class LayerNASOracle(keras_tuner.Oracle):
         """What must not change between a search and its resume."""
         return {
             "layers": {l.name: choice_values(l) for l in self.space.layers},
-            **{k: list(v) if isinstance(v, tuple) else v for k, v in self._search_args.items()},
+            **self._search_args,
         }
-
-
-def _check_target(target: Any) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in target)
-    except (TypeError, ValueError):
-        raise ValueError(
-            "target must be a (low, high) pair of costs, e.g. target=(240e6, 300e6). "
-            f"Received: target={target!r}."
-        ) from None
-    if not 0 <= low <= high or math.isinf(high):
-        raise ValueError(
-            f"target must satisfy 0 <= low <= high < inf. Received: target={target!r}."
-        )
-    return low, high
 
 
 class LayerNASTuner(keras_tuner.Tuner):
