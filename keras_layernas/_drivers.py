@@ -80,8 +80,9 @@ class Progress:
 
     def close(self) -> None:
         if self._bar is not None:
-            if self._bar.target is not None:
-                self._bar.target = self._done  # the search may end before max_trials
+            # The search may end before max_trials (or had no known total): a
+            # bar at its target prints its final line and a newline.
+            self._bar.target = self._done
             self._update()
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import keras
 
+from keras_layernas._scoring import named_layers, option_width, own_members
 from keras_layernas.profile import profile
 from keras_layernas.surgery.space import Arch, SearchSpace
 
@@ -25,14 +26,24 @@ def _option_fields(option: Any) -> tuple[int | None, int | None]:
     return int(option), None
 
 
-def layer_table(space: SearchSpace, arch: Arch, base_model: keras.Model, slim_model: keras.Model) -> list[dict]:
+def layer_table(
+    space: SearchSpace,
+    arch: Arch,
+    base_model: keras.Model,
+    slim_model: keras.Model,
+    input_shape: tuple | None = None,
+) -> list[dict]:
     """One row per searchable layer: base vs slim width/kernel and MAdds.
 
-    A layer's MAdds are those of the model layers it changes (its members),
-    so the share says where the slim model's cost now sits.
+    A row's MAdds are those of the model layers whose channels it sets
+    (producers and per-channel followers, not the layers reading them), so
+    every model layer counts in one row at most and the shares add up to at
+    most 100% (the rest are layers no option changes). ``input_shape`` sizes a
+    base model whose spatial size is unknown.
     """
-    base_costs = _madds_by_layer(base_model)
+    base_costs = _madds_by_layer(base_model, input_shape)
     slim_costs = _madds_by_layer(slim_model)
+    base_layers = named_layers(base_model)
     slim_total = max(sum(slim_costs.values()), 1)
     rows = []
     for layer, base_option, option in zip(space.layers, space.base_arch, arch):
@@ -40,7 +51,10 @@ def layer_table(space: SearchSpace, arch: Arch, base_model: keras.Model, slim_mo
         width, kernel = _option_fields(option)
         if layer.kind == "kernel":
             base_width, base_kernel, width, kernel = None, base_width, None, width
-        slim = sum(slim_costs.get(m, 0) for m in layer.members)
+        members = [base_layers[m] for m in layer.members if m in base_layers]
+        owned = {id(m) for m in own_members(members, option_width(layer, base_option))}
+        names = [n for n in layer.members if n in base_layers and id(base_layers[n]) in owned]
+        slim = sum(slim_costs.get(n, 0) for n in names)
         rows.append({
             "layer": layer.name,
             "kind": layer.kind,
@@ -48,16 +62,16 @@ def layer_table(space: SearchSpace, arch: Arch, base_model: keras.Model, slim_mo
             "base_kernel": base_kernel,
             "width": width,
             "kernel": kernel,
-            "base_madds": sum(base_costs.get(m, 0) for m in layer.members),
+            "base_madds": sum(base_costs.get(n, 0) for n in names),
             "madds": slim,
             "madds_share": slim / slim_total,
         })
     return rows
 
 
-def _madds_by_layer(model: keras.Model) -> dict[str, int]:
+def _madds_by_layer(model: keras.Model, input_shape: tuple | None = None) -> dict[str, int]:
     costs: dict[str, int] = {}
-    for row in profile(model).layers:
+    for row in profile(model, input_shape).layers:
         name = row.name.split("#")[0]  # every call of a shared layer counts for it
         costs[name] = costs.get(name, 0) + row.madds
     return costs
@@ -159,6 +173,7 @@ class CompressionResult:
         os.close(fd)
         try:
             fig.savefig(tmp_path, dpi=120)
+            _default_permissions(tmp_path)
             os.replace(tmp_path, path)
         finally:
             plt.close(fig)
@@ -183,7 +198,9 @@ class CompressionResult:
         lines.insert(1, "-" * len(lines[0]))
         base = "n/a" if self.base_score is None else f"{self.base_score:.4f}"
         score = "n/a" if self.score is None else f"{self.score:.4f}"
+        other = 1 - sum(r["madds_share"] for r in self.layers)
         lines += [
+            f"(layers no option changes: {other:.1%} of the slim MAdds)",
             "",
             f"MAdds:  {self.base_madds / 1e6:.2f} M -> {self.madds / 1e6:.2f} M "
             f"(target {self.target[0] / 1e6:.2f}-{self.target[1] / 1e6:.2f} M)",
@@ -205,8 +222,16 @@ def write_atomically(path: str, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        _default_permissions(tmp_path)
         os.replace(tmp_path, path)
     except BaseException:
         if os.path.exists(tmp_path):
             os.unlink(tmp_path)
         raise
+
+
+def _default_permissions(path: str) -> None:
+    # mkstemp creates 0600 files; a report is as readable as any file the user writes.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)

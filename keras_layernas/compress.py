@@ -229,11 +229,6 @@ class CompressionSearch:
             trials=0, search_seconds=time.perf_counter() - started,
         )
 
-    def _sized_model(self) -> keras.Model:
-        """The base model at the size MAdds are counted at (``input_shape`` applied)."""
-        model_space = getattr(self.space, "model_space", None)
-        return self.model if model_space is None else model_space.model
-
     def _score_name(self) -> str:
         return DATA_FREE_SCORE if self.data is None else self.objective.name
 
@@ -362,7 +357,7 @@ class CompressionSearch:
                  "arch": {k: str(v) for k, v in space.as_dict(r.arch).items()}}
                 for r in engine.pareto_front()
             ],
-            layers=layer_table(space, arch, self._sized_model(), slim),
+            layers=layer_table(space, arch, self.model, slim, self.input_shape),
         )
         if self.verbose:
             print(result.summary())

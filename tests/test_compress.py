@@ -237,10 +237,11 @@ def test_search_with_data_fine_tunes_scores_and_resumes_through_the_tuner(tmp_pa
     data, validation = toy_data(128, seed=0), toy_data(64, seed=1)
     real_fine_tune = Trainer.fine_tune
     trained = []
+    interrupt = [True]
 
     def counting(self, candidate, epochs):
         trained.append(epochs)
-        if len(trained) == 3:
+        if len(trained) == 3 and interrupt.pop():
             raise KeyboardInterrupt  # killed during the third trial
         return real_fine_tune(self, candidate, epochs)
 
@@ -313,3 +314,28 @@ def test_greedy_completion_cuts_the_layer_losing_least_importance_per_madd():
     assert complete_to_target(space, (8, 8, 8), log_term, (80, 90)) == (4, 4, 4)
     # a range narrower than any reachable step cannot be met
     assert complete_to_target(space, (8, 8, 8), log_term, (150, 151)) is None
+
+
+def test_retained_importance_ranks_a_group_by_its_producers_not_its_readers():
+    # c1 and c2 are both 32 wide, so c2 (which reads c1's channels) has a kernel
+    # of the same output width: only c1's own kernel may rank c1's channels.
+    model = small_cnn()
+    c1 = np.zeros((3, 3, 3, 32), "float32")
+    c1[..., :8] = 1.0  # c1's first 8 channels carry all its weight
+    model.get_layer("c1").set_weights([c1, np.zeros(32, "float32")])
+    c2 = np.ones((3, 3, 32, 32), "float32")
+    c2[..., 8:] = 5.0  # a reader ranking would prefer c2's last channels
+    model.get_layer("c2").set_weights([c2, np.zeros(32, "float32")])
+    space = SearchSpace.from_model(model, width_options={"c1": [32, 8], "c2": [32, 8]})
+    score = RetainedImportance(space, model)
+    assert score.log_term(0, 8) == 0.0  # keeping c1's 8 heavy channels keeps everything
+    assert math.isclose(score.log_term(1, 8), math.log(8 * 5 / (8 + 24 * 5)))  # 8 heavy of c2
+    slim = space.materialize((8, 32))
+    np.testing.assert_array_equal(slim.get_layer("c1").get_weights()[0], c1[..., :8])
+
+
+def test_summary_rows_partition_the_slim_madds(mobilenet):
+    result = CompressionSearch(mobilenet, 6e6, max_trials=100, verbose=0).run()
+    shares = [row["madds_share"] for row in result.layers]
+    assert 0.5 < sum(shares) <= 1.0
+    assert sum(row["madds"] for row in result.layers) <= result.madds
