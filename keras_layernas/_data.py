@@ -34,7 +34,7 @@ def _from_dataset(ds: tf.data.Dataset, name: str, input_rank: int, batch_size: i
     return ds.map(lambda *item: (item[0], item[1]), num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def _from_arrays(data: Any, name: str, batch_size: int) -> tf.data.Dataset:
+def _from_arrays(data: Any, name: str, batch_size: int, shuffle: bool = False) -> tf.data.Dataset:
     if isinstance(data, np.ndarray) or not isinstance(data, (tuple, list)) or len(data) < 2:
         kind = f"an array of shape {data.shape}" if isinstance(data, np.ndarray) else repr(type(data).__name__)
         raise _no_labels(name, kind)
@@ -44,7 +44,10 @@ def _from_arrays(data: Any, name: str, batch_size: int) -> tf.data.Dataset:
             f"`{name}` has {len(x)} inputs but {len(y)} labels; they must match one to one. "
             f"Received: x.shape={x.shape}, y.shape={y.shape}."
         )
-    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:  # a new, seeded order every epoch, as fit(x, y) would do
+        ds = ds.shuffle(len(x), seed=0, reshuffle_each_iteration=True)
+    return ds.batch(batch_size)
 
 
 def _load_named(spec: str) -> tuple[tuple, tuple | None]:
@@ -114,7 +117,7 @@ def prepare_data(
         if isinstance(value, str):
             train, _ = _load_named(value)
             return _images(one(train, name), image_size, preprocess)
-        return _from_arrays(value, name, batch_size)
+        return _from_arrays(value, name, batch_size, shuffle=name == "data")
 
     if isinstance(data, str):
         train, test = _load_named(data)
@@ -144,6 +147,6 @@ def prepare_data(
             "validation_data=... Received: validation_data=None."
         )
     return (
-        _from_arrays((x[:split], y[:split]), "data", batch_size),
+        _from_arrays((x[:split], y[:split]), "data", batch_size, shuffle=True),
         _from_arrays((x[split:], y[split:]), "validation_data", batch_size),
     )

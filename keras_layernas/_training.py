@@ -158,6 +158,7 @@ class Trainer:
         reestimate_batchnorm(model, self.train)
         self.compile(model)
         if epochs > 0:
-            model.fit(self.train, epochs=epochs, verbose=self.fit_verbose)
+            # shuffle=False: a Dataset cannot be shuffled by fit (prepare_data shuffles arrays)
+            model.fit(self.train, epochs=epochs, verbose=self.fit_verbose, shuffle=False)
             reestimate_batchnorm(model, self.train)
         return self.score(model)

@@ -241,7 +241,7 @@ def test_search_with_data_fine_tunes_scores_and_resumes_through_the_tuner(tmp_pa
 
     def counting(self, candidate, epochs):
         trained.append(epochs)
-        if len(trained) == 3 and interrupt.pop():
+        if len(trained) == 3 and interrupt and interrupt.pop():
             raise KeyboardInterrupt  # killed during the third trial
         return real_fine_tune(self, candidate, epochs)
 
