@@ -339,3 +339,16 @@ def test_summary_rows_partition_the_slim_madds(mobilenet):
     shares = [row["madds_share"] for row in result.layers]
     assert 0.5 < sum(shares) <= 1.0
     assert sum(row["madds"] for row in result.layers) <= result.madds
+
+
+def test_model_of_unknown_input_size_is_compressed_at_the_given_input_shape():
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="c1")(inputs)
+    x = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="c2")(x)
+    model = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(x)))
+    with pytest.raises(ValueError, match="input_shape"):
+        CompressionSearch(model, 1e6, verbose=0)
+    result = CompressionSearch(model, 1e6, input_shape=(16, 16, 3), verbose=0).run()
+    assert 0.95e6 <= layernas.count_madds(result.model) <= 1e6
+    assert result.base_madds == layernas.count_madds(model, input_shape=(16, 16, 3))
+    assert [row["layer"] for row in result.layers] == ["c1", "c2"]
