@@ -93,3 +93,9 @@ def test_progress_bar_shows_best_in_target_score(capsys):
     progress.trial(4e6, 0.4, in_target=True)
     progress.close()
     assert "best_score: 0.4000" in capsys.readouterr().out
+
+
+def test_tfds_name_that_cannot_be_loaded_says_what_was_asked(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    with pytest.raises(ValueError, match="could not load 'no_such_dataset_xyz'"):
+        prepare_data("tfds:no_such_dataset_xyz", None, (8, 8, 3))
