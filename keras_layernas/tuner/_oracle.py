@@ -95,9 +95,10 @@ class LayerNASOracle(keras_tuner.Oracle):
 
     Raises:
         TypeError: ``space`` is not a ``SearchSpace``.
-        ValueError: ``idle_wait_s`` is negative, ``target`` is not a finite ``(low, high)`` pair or lies
-            outside the space's reachable cost (LayerNAS's checks), a count is
-            not positive, or a layer's options cannot be ``hp.Choice`` values.
+        ValueError: ``idle_wait_s`` is negative, ``target`` is not a finite
+            ``(low, high)`` pair or lies outside the space's reachable cost
+            (LayerNAS's checks), a count is not positive, or a layer's options
+            cannot be ``hp.Choice`` values.
 
     Example:
         >>> from keras_layernas.surgery import SearchSpace

@@ -106,5 +106,5 @@ def test_layernas_tuner_searches_a_model_space_end_to_end(model_space, tmp_path)
     trials = list(tuner.oracle.trials.values())
     assert trials and all(t.status == TrialStatus.COMPLETED for t in trials)
     for trial in trials:
-        built = tuner.load_model(trial)
-        assert built.count_params() == space.materialize(tuner.oracle.architecture(trial)).count_params()
+        expected = space.materialize(tuner.oracle.architecture(trial))
+        assert tuner.load_model(trial).count_params() == expected.count_params()

@@ -196,9 +196,11 @@ def test_best_trials_are_in_target_only_and_minimised_objective_is_respected(tmp
         ({"idle_wait_s": -1}, ValueError, "idle_wait_s"),
     ],
 )
-def test_bad_arguments_fail_at_construction_naming_what_was_received(tmp_path, kwargs, error, match):
-    with pytest.raises(error, match=match):
+def test_bad_arguments_fail_at_construction_naming_what_was_received(
+        tmp_path, kwargs, error, match):
+    with pytest.raises(error, match=match) as raised:
         make_oracle(tmp_path, **kwargs)
+    assert "Received" in str(raised.value)
 
 
 def test_empty_space_fails_before_any_oracle_is_built():
