@@ -2,8 +2,8 @@
 
 * With data a trial fine-tunes a model (seconds to hours), so it runs through
   :class:`~keras_layernas.tuner.LayerNASOracle` and a KerasTuner ``Tuner``:
-  state on disk after every trial, resume after a crash, chief/worker
-  distribution.
+  state on disk after every trial, resume after a crash, and KerasTuner's
+  chief/worker mode.
 * Data-free a trial is a table look-up (microseconds). The oracle writes its
   whole state after every trial; on MobileNetV2 1.0 at 224 (2 shared CPU
   cores) 300 trials took 26 s through the tuner and 0.07 s in process, and the
