@@ -2,10 +2,12 @@
 
 Each subcommand is one function decorated with :func:`command`, which receives
 its argparse sub-parser to declare options and returns the handler that runs
-it; adding ``layernas compress`` later means adding one such function.
+it (docs/cli.md has the reference).
 
     layernas profile mobilenet_v2 --alpha 1.0 --input-size 224
-    layernas profile path/to/model.keras
+    layernas space mobilenet_v2
+    layernas compress mobilenet_v2 --target-madds 150e6 --out slim
+    layernas export slim/model.keras --float16
 """
 from __future__ import annotations
 
