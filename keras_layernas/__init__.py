@@ -26,6 +26,7 @@ _EXPORTS = {
     "LayerNASTuner": "keras_layernas.tuner",
     "compress": "keras_layernas.compress",
     "CompressionSearch": "keras_layernas.compress",
+    "CompressionResult": "keras_layernas.compress",
     "export_tflite": "keras_layernas.export",
     "measure_latency": "keras_layernas.export",
     "to_tf_keras": "keras_layernas.export",
