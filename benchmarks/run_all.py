@@ -34,40 +34,40 @@ class Benchmark:
     """One script under benchmarks/ and how run_all calls it.
 
     Attributes:
-        name: the module ``benchmarks.<name>`` and the docs section it writes.
-        full_args: arguments of the full run.
+        name: the module ``benchmarks.<name>`` and the docs section it writes;
+            its full run takes no arguments.
         quick_args: arguments of its reduced mode; None if it has none (skipped
             by ``--quick``).
         quick_note: what the reduced mode does, or why there is none.
     """
 
     name: str
-    full_args: tuple[str, ...]
     quick_args: tuple[str, ...] | None
     quick_note: str
 
     @property
     def script(self) -> Path:
+        """The script's file, to tell whether its branch is merged into this checkout."""
         return BENCHMARKS_DIR / f"{self.name}.py"
 
 
 # In the order of their sections in docs/benchmarks.md; speed_summary last, so it
 # re-measures the headline numbers of the others side by side.
 BENCHMARKS = (
-    Benchmark("profile_speed", (), ("--repeats-tf", "1", "--repeats-ours", "20"),
+    Benchmark("profile_speed", ("--repeats-tf", "1", "--repeats-ours", "20"),
               "no --quick flag; its own --repeats-* flags cut the medians to 20 / 1 calls"),
-    Benchmark("nats_sss", (), ("--quick",), "cifar10 only, 3 seeds"),
-    Benchmark("search_overhead", (), ("--trials", "200"),
+    Benchmark("nats_sss", ("--quick",), "cifar10 only, 3 seeds"),
+    Benchmark("search_overhead", ("--trials", "200"),
               "no --quick flag; its own --trials flag cuts 2000 trials to 200"),
-    Benchmark("surgery_speed", (), None, "no reduced mode (no flags at all)"),
-    Benchmark("compress_speed", (), None, "no reduced mode (no flags at all)"),
-    Benchmark("nb201", (), ("--quick",), "cifar10 only, 3 seeds"),
-    Benchmark("oracle_comparison", (), ("--quick",),
+    Benchmark("surgery_speed", None, "no reduced mode (no flags at all)"),
+    Benchmark("compress_speed", None, "no reduced mode (no flags at all)"),
+    Benchmark("nb201", ("--quick",), "cifar10 only, 3 seeds"),
+    Benchmark("oracle_comparison", ("--quick",),
               "cifar10, 2 seeds, 100 trials (Bayesian rows: 1 seed, 40 trials)"),
-    Benchmark("cifar10_compression", (), ("--smoke",),
+    Benchmark("cifar10_compression", ("--smoke",),
               "--smoke: 600 images, 1 epoch, 3 trials; checks the script end to end and "
               "writes no table (its section keeps the last full run)"),
-    Benchmark("speed_summary", (), ("--quick",), "fewer repeats and trials"),
+    Benchmark("speed_summary", ("--quick",), "fewer repeats and trials"),
 )
 
 
@@ -96,8 +96,7 @@ def plan(quick: bool, benchmarks: tuple[Benchmark, ...] = BENCHMARKS) -> list[St
             missing = benchmark.script.relative_to(ROOT)
             steps.append(Step(benchmark.name, None, f"skipped: {missing} is not in this checkout"))
             continue
-        args, note = (benchmark.quick_args, benchmark.quick_note) if quick else (
-            benchmark.full_args, "full run")
+        args, note = (benchmark.quick_args, benchmark.quick_note) if quick else ((), "full run")
         if args is None:
             steps.append(Step(benchmark.name, None, f"skipped in --quick: {note}"))
             continue
@@ -152,6 +151,11 @@ def summary(results: list[tuple[str, float | None, int | None]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Print the plan, run it, print wall time per script.
+
+    Returns:
+        The process exit code: 1 if any script failed, else 0.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="each script's reduced mode; scripts without one are skipped")

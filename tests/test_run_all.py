@@ -24,6 +24,13 @@ def test_full_plan_follows_the_order_of_the_docs_sections():
     assert planned == _doc_sections()
 
 
+def test_full_plan_runs_every_script_with_its_default_settings(monkeypatch):
+    monkeypatch.setattr(run_all, "_has_sklearn", lambda: True)
+    for step in run_all.plan(quick=False):
+        if step.command is not None:
+            assert step.command == [sys.executable, "-m", f"benchmarks.{step.name}"]
+
+
 def test_quick_plan_uses_each_scripts_reduced_mode_or_skips_it(monkeypatch):
     monkeypatch.setattr(run_all, "_has_sklearn", lambda: True)
     steps = {step.name: step for step in run_all.plan(quick=True)}
