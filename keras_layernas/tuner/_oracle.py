@@ -207,10 +207,13 @@ class LayerNASOracle(keras_tuner.Oracle):
 
     def get_best_trials(self, num_trials: int = 1) -> list[Trial]:
         """Best completed trials whose architecture's cost lies inside ``target``."""
-        in_target = [
-            trial for trial in self.trials.values()
-            if trial.status == TrialStatus.COMPLETED and self._in_target(trial)
-        ]
+        # Trial ids count up in creation order; sorting by them first makes
+        # ties go to the earlier trial, whatever order a reload listed the files in.
+        in_target = sorted(
+            (trial for trial in self.trials.values()
+             if trial.status == TrialStatus.COMPLETED and self._in_target(trial)),
+            key=lambda t: (len(t.trial_id), t.trial_id),
+        )
         in_target.sort(key=lambda t: t.score, reverse=self.objective.direction == "max")
         return in_target[:num_trials]
 

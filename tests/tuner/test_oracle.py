@@ -185,6 +185,18 @@ def test_best_trials_are_in_target_only_and_minimised_objective_is_respected(tmp
     assert front and all(e["score"] == oracle.trials[e["trial_id"]].score for e in front)
 
 
+def test_tied_best_trials_go_to_the_earlier_trial_whatever_the_listing_order(tmp_path):
+    oracle = make_oracle(tmp_path)
+    run_sequentially(oracle, score_fn=lambda arch: 1.0)  # every trial ties
+    first = oracle.get_best_trials(1)[0]
+    # a reload may list trial files in any order: reverse the dict to mimic it
+    oracle.trials = dict(reversed(list(oracle.trials.items())))
+    assert oracle.get_best_trials(1)[0].trial_id == first.trial_id
+    in_target = oracle.get_best_trials(1000)
+    assert [t.trial_id for t in in_target] == sorted(
+        (t.trial_id for t in in_target), key=lambda i: (len(i), i))
+
+
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
