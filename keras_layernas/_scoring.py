@@ -1,0 +1,216 @@
+"""Data-free score of an architecture: the weight magnitude it keeps.
+
+Without data, the only evidence of what matters in a trained model is its
+weights. For every searchable layer we measure which fraction of the base
+layer's L1 weight mass an option keeps, using the *same* channel ranking that
+``materialize`` uses to choose the surviving channels (L1 norm summed over a
+coupled group's producers), so the score describes the model that will really
+be built:
+
+* width ``w`` of a group with per-channel L1 scores ``s`` (sorted, largest
+  first): ``r_width = sum(s[:w]) / sum(s)``;
+* depthwise kernel ``k' < k``: the share of the kept channels' depthwise L1 mass
+  inside the centred ``k' x k'`` crop; ``k' >= k`` keeps everything (materialize
+  pads with zeros, which computes the same function);
+* a layer's retention ``r_l = r_width * r_kernel``.
+
+The score of an architecture is the geometric mean of the retentions,
+``exp(mean_l log r_l)``: 1.0 for the base model, lower the more is cut. The
+product form says that a signal passes through every layer, so halving one
+layer costs as much as it does anywhere else; a layer cut to nothing drives the
+score to zero. Each layer's term depends on its own option only, so the table
+of terms is computed once and an architecture is scored in microseconds
+without building it.
+
+This ranks candidates by how little of the trained model they discard; it
+knows nothing about accuracy. Fine-tuning on real data is recommended.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+
+from keras_layernas.surgery.space import SearchLayer, SearchSpace
+
+# log of the retention floor: a layer whose kept weights are all zero
+# scores this instead of -inf, so such architectures still rank among themselves.
+_LOG_FLOOR = math.log(1e-12)
+_DEPTHWISE = (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
+_PRODUCERS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.Dense)
+
+
+def named_layers(model: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"outer/inner" name: layer}`` of a model, nested models flattened.
+
+    The names match ``SearchLayer.members``.
+    """
+    found = {}
+    for layer in model.layers:
+        name = prefix + layer.name
+        found[name] = layer
+        if isinstance(layer, keras.Model):
+            found.update(named_layers(layer, name + "/"))
+    return found
+
+
+def option_width(layer: SearchLayer, option: Any) -> int | None:
+    if layer.kind == "kernel":
+        return None
+    return int(getattr(option, "width", option))
+
+
+def _option_kernel(layer: SearchLayer, option: Any) -> int | None:
+    if layer.kind == "kernel":
+        return int(option)
+    kernel = getattr(option, "kernel", None)
+    return None if kernel is None else int(kernel)
+
+
+class RetainedImportance:
+    """Scores architectures by the L1 weight mass they keep (see module docstring).
+
+    Args:
+        space: a space from ``SearchSpace.from_model(model)``.
+        model: the model the space slims (its weights are read once).
+
+    Raises:
+        ValueError: a searchable layer changes no layer the model has, or is not
+            a width/kernel layer of a model space (e.g. ``from_options``).
+
+    Example:
+        >>> import keras
+        >>> from keras_layernas.surgery import SearchSpace
+        >>> model = keras.Sequential([keras.Input((8, 8, 3)),
+        ...     keras.layers.Conv2D(16, 3, name="conv"), keras.layers.GlobalAveragePooling2D(),
+        ...     keras.layers.Dense(2)])
+        >>> space = SearchSpace.from_model(model, width_options={"conv": [16, 8]})
+        >>> score = RetainedImportance(space, model)
+        >>> score(space.base_arch)
+        1.0
+        >>> 0.4 < score((8,)) < 1.0
+        True
+    """
+
+    def __init__(self, space: SearchSpace, model: Any):
+        layers = named_layers(model)
+        self.space = space
+        self._log_terms: list[dict[Any, float]] = []
+        for search_layer in space.layers:
+            self._log_terms.append(self._layer_terms(search_layer, layers))
+
+    def _layer_terms(self, search_layer: SearchLayer, layers: dict[str, Any]) -> dict[Any, float]:
+        missing = [m for m in search_layer.members if m not in layers]
+        if missing or not search_layer.members or search_layer.kind == "option":
+            raise ValueError(
+                "RetainedImportance needs a space built by SearchSpace.from_model(model) "
+                f"on this model. Searchable layer {search_layer.name!r} (kind "
+                f"{search_layer.kind!r}) names model layers {missing or 'none'} that the "
+                "model does not have."
+            )
+        members = [layers[m] for m in search_layer.members]
+        base_width = option_width(search_layer, search_layer.options[0])
+        channel_scores = None
+        if base_width is not None:
+            kernels = [np.asarray(l.get_weights()[0]) for l in _producers(members, base_width)]
+            if kernels:
+                channel_scores = sum(
+                    np.abs(k).reshape(-1, k.shape[-1]).sum(axis=0, dtype=np.float64) for k in kernels
+                )
+        depthwise = [np.asarray(l.get_weights()[0]) for l in members if isinstance(l, _DEPTHWISE)]
+        terms = {}
+        for option in search_layer.options:
+            width = option_width(search_layer, option)
+            kept = None
+            retention = 1.0
+            if channel_scores is not None and width is not None:
+                order = np.argsort(-channel_scores, kind="stable")
+                kept = np.sort(order[:width])
+                total = channel_scores.sum()
+                retention *= channel_scores[kept].sum() / total if total > 0 else 1.0
+            kernel = _option_kernel(search_layer, option)
+            if kernel is not None and depthwise:
+                retention *= _kernel_retention(depthwise[0], kernel, kept)
+            terms[option] = math.log(retention) if retention > 0 else _LOG_FLOOR
+        return terms
+
+    def log_term(self, layer_index: int, option: Any) -> float:
+        """``log r_l`` of ``option`` on searchable layer ``layer_index`` (<= 0)."""
+        return self._log_terms[layer_index][option]
+
+    def log_score(self, arch: Sequence) -> float:
+        """``mean_l log r_l``: the log of :meth:`__call__`, cheaper to add up."""
+        return sum(t[o] for t, o in zip(self._log_terms, arch)) / len(self._log_terms)
+
+    def __call__(self, arch: Sequence) -> float:
+        """Geometric mean retention of ``arch``, in (0, 1]; the base model scores 1."""
+        return math.exp(self.log_score(arch))
+
+
+def _out_channels(layer: Any) -> int | None:
+    nodes = getattr(layer, "_inbound_nodes", [])
+    if not nodes or not nodes[0].output_tensors:
+        return None
+    return nodes[0].output_tensors[0].shape[-1]
+
+
+def own_members(members: list, width: int | None) -> list:
+    """The members that create or carry a group's channels, not those reading them.
+
+    ``SearchLayer.members`` lists every layer an option touches: producers,
+    per-channel followers (BatchNorm, depthwise) and consumers. A conv/dense
+    member is a consumer when its input comes, through layers without a
+    kernel, from a member carrying the group's ``width`` channels (a
+    follower, or a producer not separated by BatchNorm). A squeeze-excite gate
+    conv reads the SE reduce conv, which is narrower, so it stays a producer,
+    as in materialize's ranking. ``width=None`` (a kernel-only layer) keeps all.
+    """
+    if width is None:
+        return list(members)
+    member_ids = {id(m) for m in members}
+    return [m for m in members
+            if not isinstance(m, _PRODUCERS) or isinstance(m, _DEPTHWISE)
+            or not _reads_from(m, member_ids, width)]
+
+
+def _producers(members: list, width: int) -> list:
+    """Own conv/dense members whose kernel outputs the group's channels."""
+    return [m for m in own_members(members, width)
+            if isinstance(m, _PRODUCERS) and not isinstance(m, _DEPTHWISE)
+            and m.get_weights() and m.get_weights()[0].shape[-1] == width]
+
+
+def _reads_from(layer: Any, member_ids: set, width: int) -> bool:
+    stack = [t for node in layer._inbound_nodes for t in node.input_tensors]
+    seen: set[int] = set()
+    while stack:
+        history = getattr(stack.pop(), "_keras_history", None)
+        op = getattr(history, "operation", None)
+        if op is None or id(op) in seen:
+            continue
+        seen.add(id(op))
+        if id(op) in member_ids and _out_channels(op) == width:
+            return True
+        if isinstance(op, (_PRODUCERS, keras.layers.InputLayer)) and not isinstance(op, _DEPTHWISE):
+            continue  # a kernel starts other channels: the path ends here
+        stack.extend(t for node in getattr(op, "_inbound_nodes", []) for t in node.input_tensors)
+    return False
+
+
+def _kernel_retention(kernel: np.ndarray, size: int, kept: np.ndarray | None) -> float:
+    """Share of a depthwise kernel's L1 mass inside a centred ``size`` crop.
+
+    Depthwise kernels are ``(*spatial, channels, multiplier)``; a crop is
+    taken over every spatial axis, only on the channels ``kept``.
+    """
+    base = kernel.shape[0]
+    if size >= base:
+        return 1.0
+    if kept is not None:
+        kernel = kernel[..., kept, :]
+    start = (base - size) // 2
+    crop = tuple(slice(start, start + size) for _ in range(kernel.ndim - 2))
+    total = np.abs(kernel).sum(dtype=np.float64)
+    return float(np.abs(kernel[crop]).sum(dtype=np.float64) / total) if total > 0 else 1.0
