@@ -17,9 +17,10 @@ methods are scored under the same BN rule.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import keras
 import numpy as np
@@ -215,6 +216,23 @@ def evaluate(model: keras.Model, bn_ds: tf.data.Dataset, eval_ds: tf.data.Datase
     if not model.compiled:
         compile_for_training(model, 1e-3, 1)
     return float(model.evaluate(eval_ds, verbose=0, return_dict=True)["accuracy"])
+
+
+@contextlib.contextmanager
+def graph_optimizer(enabled: bool) -> Iterator[None]:
+    """Turn TensorFlow's graph optimizer (Grappler) off for functions traced inside.
+
+    Per-trial models run ~40 steps; Grappler's rewrite of MobileNetV2's
+    training graph costs more first-step time than its faster steps win back
+    in that many steps (measured: see docs/benchmark-cifar10.md). Long
+    training keeps it on.
+    """
+    previous = tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": not enabled})
+    try:
+        yield
+    finally:
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": previous})
 
 
 def kendall_tau(x: list[float], y: list[float]) -> float:

@@ -59,7 +59,10 @@ TOLERANCE = 0.05
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--stage", choices=("sanity", "compare", "all"), default="all")
+    parser.add_argument("--stage", choices=("sanity", "compare", "all", "report"), default="all",
+                        help="report: rewrite the docs section and plot from the saved JSON")
+    parser.add_argument("--results-name", default=NAME,
+                        help="JSON name in benchmarks/results (stage 2 alone may write beside stage 1)")
     parser.add_argument("--input-size", type=int, default=32, help="square input size in pixels")
     parser.add_argument("--train-images", type=int, default=30_000,
                         help="training subset (prefix of the 45k split) for every training run")
@@ -73,6 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--trial-lr", type=float, default=5e-4, help="Adam learning rate in trials")
     parser.add_argument("--finetune-epochs", type=int, default=3, help="final fine-tune of (a), (b), (d)")
     parser.add_argument("--finetune-lr", type=float, default=5e-4, help="peak learning rate of the final fine-tune")
+    parser.add_argument("--grappler-in-trials", action="store_true",
+                        help="keep TF's graph optimizer on for the short trials (off by default: cuts tracing)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--latency-runs", type=int, default=50)
     parser.add_argument("--smoke", action="store_true",
@@ -99,6 +104,7 @@ class _Run:
         self.bn = cifar.bn_dataset(splits["train"], batch, size)
         self.validation = cifar.make_dataset(validation, batch, size, training=False)
         self.test = cifar.make_dataset(test, batch, size, training=False)
+        self.name = args.results_name
         self.payload: dict[str, Any] = {
             "complete": False,
             "command": command,
@@ -109,19 +115,27 @@ class _Run:
             "compare": [],
         }
         self.base_model: keras.Model | None = None
+        if args.stage == "compare":
+            self.refresh_sanity()
 
-        if args.stage == "compare" and (RESULTS / f"{NAME}.json").exists():
-            # stage 2 alone reuses stage 1's from-scratch models, so (c) is measured
-            earlier = json.loads((RESULTS / f"{NAME}.json").read_text())
+    def refresh_sanity(self) -> None:
+        """Stage 2 alone reuses stage 1's results ((c) and the table), re-read on every save
+        so that a stage-1 run going on beside it (another results name) shows up."""
+        path = RESULTS / f"{NAME}.json"
+        if path.exists():
+            earlier = json.loads(path.read_text())
             self.payload["sanity"] = earlier.get("sanity", [])
             self.payload["sanity_verdict"] = earlier.get("sanity_verdict", {})
+            self.payload["sanity_command"] = earlier.get("command")
 
     def save(self) -> None:
         """Rewrite the results (a smoke run never touches the committed ones)."""
         if self.args.smoke:
-            atomic_write(_work_dir() / f"{NAME}_smoke.json", json.dumps(self.payload, indent=2))
-        else:
-            write_json(NAME, self.payload)
+            atomic_write(_work_dir() / f"{self.name}_smoke.json", json.dumps(self.payload, indent=2))
+            return
+        if self.args.stage == "compare":
+            self.refresh_sanity()
+        write_json(self.name, self.payload)
 
     def log(self, message: str) -> None:
         if self.args.verbose:
@@ -309,7 +323,6 @@ def stage_compare(run: _Run) -> None:
     space, uniform_archs = build_space(base, alpha_models)
     scorer = RetainedImportance(space, base)
     base_madds = layernas.count_madds(base)
-    scratch = {r["alpha"]: r for r in run.payload["sanity"] if r["seed"] == 0}
     tau_points = []
     for alpha, alpha_model, uniform_arch in zip(args.alphas, alpha_models, uniform_archs):
         target_madds = layernas.count_madds(alpha_model)
@@ -331,7 +344,8 @@ def stage_compare(run: _Run) -> None:
             compile_kwargs=trial_compile_kwargs(args.trial_lr), verbose=min(args.verbose, 1),
             directory=_work_dir() / f"compress_{alpha}", overwrite=True,
         )
-        result = search.run()
+        with cifar.graph_optimizer(args.grappler_in_trials):
+            result = search.run()
         search_s = time.perf_counter() - started
         a_trials = [{"madds": r.cost, "val_accuracy": r.score, "data_free": scorer(r.arch)}
                     for r in search.engine.history if r.score is not None]
@@ -340,13 +354,19 @@ def stage_compare(run: _Run) -> None:
                                       search_s=round(search_s, 1), completed=result.completed,
                                       trials=result.trials, data_free=scorer(arch), arch={k: str(v) for k, v in result.arch.items()})
 
-        row["c_uniform_scratch"] = {**{k: scratch[alpha][k] for k in ("madds", "params", "test_accuracy")},
+        if run.args.stage == "compare":
+            run.refresh_sanity()
+        scratch = {r["alpha"]: r for r in run.payload["sanity"] if r["seed"] == 0}
+        measured = scratch.get(alpha, {"madds": target_madds, "params": uniform.count_params(),
+                                       "test_accuracy": float("nan")})  # nan: stage 1 not run yet
+        row["c_uniform_scratch"] = {**{k: measured[k] for k in ("madds", "params", "test_accuracy")},
                                     "int8_latency_ms": row["b_uniform_inherited"]["int8_latency_ms"],
                                     "note": "seed-0 model of the sanity stage; same architecture as (b), so (b)'s latency"}
 
         run.log(f"compare {label}: (d) RandomSearch, {args.max_trials} trials")
         started = time.perf_counter()
-        best_arch, d_trials = random_search(run, space, target, scorer)
+        with cifar.graph_optimizer(args.grappler_in_trials):
+            best_arch, d_trials = random_search(run, space, target, scorer)
         search_s = time.perf_counter() - started
         best = space.materialize(best_arch)
         row["d_random"] = _describe(run, best, "d", test_accuracy=final_finetune(run, best),
@@ -366,12 +386,11 @@ def _pct(value: float) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{100 * value:.2f}"
 
 
-def write_report(run: _Run) -> None:
-    """The docs section and the PNG (not for smoke runs, whose numbers mean nothing)."""
-    payload = run.payload
-    if run.args.smoke:
-        return
-    parts = [f"Exact command: `{payload['command']}`. Settings and discussion: "
+def write_report(payload: dict, name: str) -> None:
+    """The ``cifar10_compression`` docs section and the PNG from a results payload."""
+    commands = [c for c in (payload.get("sanity_command"), payload["command"]) if c]
+    parts = [f"Exact command(s): {', '.join(f'`{c}`' for c in commands)}; results "
+             f"`benchmarks/results/{name}.json`. Settings and discussion: "
              "[benchmark-cifar10.md](benchmark-cifar10.md). "
              + ("**Complete run.**" if payload["complete"] else "**PARTIAL run: not all stages finished.**")]
     if payload["sanity"]:
@@ -400,10 +419,10 @@ def write_report(run: _Run) -> None:
                      f"{tau.get('candidates')} candidates: {tau.get('tau', float('nan')):.3f}")
     write_section(NAME, "## CIFAR-10 compression quality (`benchmarks/cifar10_compression.py`)\n\n"
                   + "\n\n".join(parts))
-    _plot(payload)
+    _plot(payload, name)
 
 
-def _plot(payload: dict) -> None:
+def _plot(payload: dict, name: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -425,22 +444,28 @@ def _plot(payload: dict) -> None:
     ax.set_title("MobileNetV2 on CIFAR-10" + ("" if payload["complete"] else " (partial)"))
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(RESULTS / f"{NAME}.png", dpi=100)
+    fig.savefig(RESULTS / f"{name}.png", dpi=100)
     plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     command = "python -m benchmarks.cifar10_compression " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.stage == "report":
+        payload = json.loads((RESULTS / f"{args.results_name}.json").read_text())
+        write_report(payload, args.results_name)
+        return
     run = _Run(args, command.strip())
     if args.stage in ("sanity", "all"):
         stage_sanity(run)
-        write_report(run)
+        if not args.smoke:
+            write_report(run.payload, run.name)
     if args.stage in ("compare", "all"):
         stage_compare(run)
     run.payload["complete"] = args.stage == "all" and not args.smoke
     run.save()
-    write_report(run)
+    if not args.smoke:  # smoke numbers mean nothing: no docs, no plot
+        write_report(run.payload, run.name)
 
 
 if __name__ == "__main__":
