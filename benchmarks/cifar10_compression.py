@@ -126,7 +126,8 @@ class _Run:
             earlier = json.loads(path.read_text())
             self.payload["sanity"] = earlier.get("sanity", [])
             self.payload["sanity_verdict"] = earlier.get("sanity_verdict", {})
-            self.payload["sanity_command"] = earlier.get("command")
+            # a file this stage already wrote keeps stage 1's command under sanity_command
+            self.payload["sanity_command"] = earlier.get("sanity_command", earlier.get("command"))
 
     def save(self) -> None:
         """Rewrite the results (a smoke run never touches the committed ones)."""
