@@ -75,3 +75,16 @@ def test_uniform_arch_from_the_space_matches_keras_alpha_model():
         if isinstance(layer, keras.layers.Conv2D) and not isinstance(layer, keras.layers.DepthwiseConv2D):
             assert slim.get_layer(layer.name).filters == layer.filters, layer.name
     assert slim.count_params() == small.count_params()
+
+
+def test_rank_agreement_keeps_in_target_candidates_apart():
+    from benchmarks.cifar10_compression import rank_agreement
+
+    base_like = [{"madds": 200, "data_free": 1.0, "val_accuracy": 0.9},
+                 {"madds": 200, "data_free": 0.99, "val_accuracy": 0.8}]
+    in_target = [{"madds": 98, "data_free": 0.6, "val_accuracy": 0.3},
+                 {"madds": 99, "data_free": 0.5, "val_accuracy": 0.4},
+                 {"madds": 100, "data_free": 0.4, "val_accuracy": 0.5}]
+    agreement = rank_agreement([{"target_madds": 100, "trials": {"a": base_like, "d": in_target}}])
+    assert agreement["in_target"] == {"candidates": 3, "tau": -1.0}
+    assert agreement["candidates"] == 5 and agreement["tau"] > 0
