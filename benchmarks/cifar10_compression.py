@@ -411,7 +411,9 @@ def write_report(payload: dict, name: str) -> None:
     parts = [f"Exact command(s): {', '.join(f'`{c}`' for c in commands)}; results "
              f"`benchmarks/results/{name}.json`. Settings and discussion: "
              "[benchmark-cifar10.md](benchmark-cifar10.md). "
-             + ("**Complete run.**" if payload["complete"] else "**PARTIAL run: not all stages finished.**")]
+             + ("**Complete run.**" if payload["complete"] else
+                "**PARTIAL: stages run separately (or cut short), settings as in the commands, "
+                "not a complete default run.**")]
     if payload["sanity"]:
         rows = [[r["alpha"], r["seed"], f"{r['madds'] / 1e6:.2f}", r["params"], _pct(r["val_accuracy"]),
                  _pct(r["test_accuracy"]), r["train_images_per_s"], r["build_s"], r["first_step_s"]]
