@@ -191,6 +191,7 @@ def sanity_verdict(rows: list[dict], alphas: list[float]) -> dict:
 
 
 def stage_sanity(run: _Run) -> None:
+    """Stage 1: every alpha from scratch for every seed; results saved after each model."""
     alphas = [1.0, *run.args.alphas]
     for seed in range(run.args.seeds):
         for alpha in alphas:
@@ -260,6 +261,7 @@ def _width(option: Any) -> int:
 
 
 def trial_compile_kwargs(lr: float) -> dict:
+    """Adam at ``lr`` (below compress()'s default 1e-3: trials fine-tune inherited weights)."""
     return {"optimizer": keras.optimizers.Adam(lr),
             "loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             "metrics": ["accuracy"]}
@@ -315,6 +317,7 @@ def random_search(run: _Run, space: layernas.SearchSpace, target: tuple[float, f
 
 
 def stage_compare(run: _Run) -> None:
+    """Stage 2: (a)-(d) at each uniform model's MAdds; results saved after each target."""
     from keras_layernas._scoring import RetainedImportance  # compress()'s data-free score
 
     args = run.args
@@ -326,7 +329,12 @@ def stage_compare(run: _Run) -> None:
     base_madds = layernas.count_madds(base)
     for alpha, alpha_model, uniform_arch in zip(args.alphas, alpha_models, uniform_archs):
         target_madds = layernas.count_madds(alpha_model)
-        assert space.cost(uniform_arch) == target_madds, "uniform arch must match keras' alpha model"
+        if space.cost(uniform_arch) != target_madds:
+            raise RuntimeError(
+                f"The uniform arch taken from the space costs {space.cost(uniform_arch)} MAdds but "
+                f"keras' MobileNetV2(alpha={alpha}) has {target_madds}: (b) would not be the uniform "
+                "model. Check uniform_widths() against this keras version's layer names."
+            )
         target = ((1 - TOLERANCE) * target_madds, target_madds)
         label = f"{target_madds / base_madds:.0%}"
         row: dict[str, Any] = {"alpha": alpha, "target_madds": target_madds, "share": target_madds / base_madds}
