@@ -66,7 +66,14 @@ def _load_named(spec: str) -> tuple[tuple, tuple | None]:
     if scheme == "tfds":
         import tensorflow_datasets as tfds
 
-        splits = tfds.load(value, split=["train", "test"], as_supervised=True)
+        try:
+            splits = tfds.load(value, split=["train", "test"], as_supervised=True)
+        except Exception as error:  # tfds raises many types: missing name, no network...
+            raise ValueError(
+                f"TensorFlow Datasets could not load {value!r} (train and test splits, "
+                f"as (image, label) pairs): {error}. Offline, download it once elsewhere or "
+                f"pass arrays / 'npz:PATH'. Received: {spec!r}."
+            ) from error
         return splits[0], splits[1]
     raise ValueError(
         "A data string must be 'tfds:NAME' (TensorFlow Datasets) or 'npz:PATH'. "

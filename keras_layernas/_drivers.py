@@ -2,12 +2,13 @@
 
 * With data a trial fine-tunes a model (seconds to hours), so it runs through
   :class:`~keras_layernas.tuner.LayerNASOracle` and a KerasTuner ``Tuner``:
-  state on disk after every trial, resume after a crash, chief/worker
-  distribution.
+  state on disk after every trial, resume after a crash, and KerasTuner's
+  chief/worker mode.
 * Data-free a trial is a table look-up (microseconds). The oracle writes its
-  whole state after every trial; measured on MobileNetV2 1.0 at 224 (2 shared
-  CPU cores), 1,000 trials took 110 s through the tuner, while the complete
-  LayerNAS search (about 22,500 trials) takes about 15 s in-process. So the
+  whole state after every trial; on MobileNetV2 1.0 at 224 (2 shared CPU
+  cores) 300 trials took 26 s through the tuner and 0.07 s in process, and the
+  complete LayerNAS search (about 22,500 trials) 13 s in process
+  (benchmarks/compress_speed.py). So the
   data-free search drives :class:`~keras_layernas.search.LayerNAS` directly and
   saves its state atomically every few seconds; a resumed search continues
   exactly where the saved one stopped.

@@ -97,3 +97,76 @@ def test_module_entry_point_runs_in_a_fresh_process():
     )
     assert result.returncode == 0, result.stderr
     assert "Total MAdds: " in result.stdout
+
+
+# -- compress, space, export ---------------------------------------------------------
+MNV2_035 = ["mobilenet_v2", "--alpha", "0.35", "--input-size", "96", "--classes", "10"]
+
+
+@pytest.mark.parametrize("command, options", [
+    ("compress", ("MODEL", "--target-madds", "--tolerance", "--data", "--max-trials",
+                  "--epochs-per-trial", "--finetune-epochs", "--int8", "--out", "--overwrite")),
+    ("space", ("MODEL", "--num-buckets", "--per-bucket", "--json", "--alpha")),
+    ("export", ("MODEL", "--out", "--int8", "--float16", "--data", "--input-size")),
+])
+def test_help_of_each_new_command_documents_its_options(command, options, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert all(option in text for option in options)
+
+
+@pytest.mark.slow
+def test_compress_writes_model_tflite_report_and_plot_inside_the_target(tmp_path, capsys):
+    out = tmp_path / "slim"
+    status = cli.main(["compress", *MNV2_035, "--target-madds", "6e6", "--max-trials", "50",
+                       "--out", str(out), "--quiet"])
+    assert status == 0
+    names = {p.name for p in out.iterdir() if p.is_file()}
+    assert {"model.keras", "model.tflite", "report.json", "pareto.png"} <= names
+    slim = keras.saving.load_model(out / "model.keras")
+    assert 5.7e6 <= count_madds(slim) <= 6e6
+    report = json.loads((out / "report.json").read_text())
+    assert report["madds"] == count_madds(slim) and report["trials"] == 50
+
+
+def test_compress_below_the_smallest_model_exits_2_naming_the_minimum(tmp_path, capsys):
+    status = cli.main(["compress", *MNV2_035, "--target-madds", "1e5", "--out", str(tmp_path)])
+    assert status == 2
+    assert "smallest model this search space can reach" in capsys.readouterr().err
+
+
+def test_space_json_matches_the_search_space(capsys):
+    from keras_layernas.surgery import SearchSpace
+
+    status = cli.main(["space", *MNV2_035, "--json"])
+    report = json.loads(capsys.readouterr().out)
+    space = SearchSpace.from_model(
+        keras.applications.MobileNetV2(weights=None, alpha=0.35, input_shape=(96, 96, 3), classes=10)
+    )
+    assert status == 0
+    assert [layer["name"] for layer in report["layers"]] == space.names
+    assert report["architectures"] == space.num_architectures
+    assert report["max_trials"] == space.max_trials(100, 3)
+    assert report["base_madds"] == space.cost(space.base_arch)
+    assert 0 < report["min_madds"] < report["base_madds"]
+
+
+def test_space_table_prints_layers_and_bounds(capsys):
+    assert cli.main(["space", *MNV2_035]) == 0
+    out = capsys.readouterr().out
+    assert "block_16_project" in out and "LayerNAS bound (H=100, k=3)" in out
+
+
+@pytest.mark.slow
+def test_export_writes_float16_and_int8_files(tmp_path, capsys):
+    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(8, 3),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(4)])
+    path = tmp_path / "tiny.keras"
+    model.save(path)
+    assert cli.main(["export", str(path), "--float16", "--out", str(tmp_path / "f16.tflite")]) == 0
+    assert cli.main(["export", str(path), "--int8", "--out", str(tmp_path / "i8.tflite")]) == 0
+    captured = capsys.readouterr()
+    assert "random inputs" in captured.err
+    assert (tmp_path / "f16.tflite").stat().st_size > 0 and (tmp_path / "i8.tflite").stat().st_size > 0

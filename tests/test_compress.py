@@ -339,3 +339,50 @@ def test_summary_rows_partition_the_slim_madds(mobilenet):
     shares = [row["madds_share"] for row in result.layers]
     assert 0.5 < sum(shares) <= 1.0
     assert sum(row["madds"] for row in result.layers) <= result.madds
+
+
+def test_model_of_unknown_input_size_is_compressed_at_the_given_input_shape():
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="c1")(inputs)
+    x = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="c2")(x)
+    model = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(x)))
+    with pytest.raises(ValueError, match="input_shape"):
+        CompressionSearch(model, 1e6, verbose=0)
+    result = CompressionSearch(model, 1e6, input_shape=(16, 16, 3), verbose=0).run()
+    assert 0.95e6 <= layernas.count_madds(result.model) <= 1e6
+    assert result.base_madds == layernas.count_madds(model, input_shape=(16, 16, 3))
+    assert [row["layer"] for row in result.layers] == ["c1", "c2"]
+
+
+@pytest.mark.slow
+def test_data_free_search_killed_with_sigkill_resumes_to_the_same_result(mobilenet, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    script = (
+        "import keras, keras_layernas as layernas\n"
+        "keras.utils.set_random_seed(0)\n"
+        "model = keras.applications.MobileNetV2(weights=None, alpha=0.35, input_shape=(96, 96, 3),"
+        " classes=10)\n"
+        f"layernas.CompressionSearch(model, 6e6, directory={str(tmp_path)!r}, verbose=0).run()\n"
+    )
+    state = tmp_path / "compress" / _drivers.STATE_FILE
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    process = subprocess.Popen([sys.executable, "-c", script], env=env)
+    deadline = time.monotonic() + 300
+    while not state.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert state.exists(), "the search saved no state before it was killed"
+    saved = len(json.loads(json.loads(state.read_text())["search"])["told"])
+
+    resumed = CompressionSearch(mobilenet, 6e6, directory=tmp_path, verbose=0).run()
+    reference = CompressionSearch(mobilenet, 6e6, verbose=0).run()
+    assert 0 < saved < reference.trials
+    assert resumed.arch == reference.arch
+    assert resumed.history == reference.history
