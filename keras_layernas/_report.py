@@ -14,7 +14,7 @@ from typing import Any
 
 import keras
 
-from keras_layernas._scoring import named_layers, option_width, own_members
+from keras_layernas._scoring import named_layers
 from keras_layernas.profile import profile
 from keras_layernas.surgery.space import Arch, SearchSpace
 
@@ -51,9 +51,7 @@ def layer_table(
         width, kernel = _option_fields(option)
         if layer.kind == "kernel":
             base_width, base_kernel, width, kernel = None, base_width, None, width
-        members = [base_layers[m] for m in layer.members if m in base_layers]
-        owned = {id(m) for m in own_members(members, option_width(layer, base_option))}
-        names = [n for n in layer.members if n in base_layers and id(base_layers[n]) in owned]
+        names = [n for n in layer.owners if n in base_layers]
         slim = sum(slim_costs.get(n, 0) for n in names)
         rows.append({
             "layer": layer.name,

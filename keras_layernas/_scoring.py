@@ -102,24 +102,24 @@ class RetainedImportance:
             self._log_terms.append(self._layer_terms(search_layer, layers))
 
     def _layer_terms(self, search_layer: SearchLayer, layers: dict[str, Any]) -> dict[Any, float]:
-        missing = [m for m in search_layer.members if m not in layers]
-        if missing or not search_layer.members or search_layer.kind == "option":
+        missing = [m for m in search_layer.owners if m not in layers]
+        if missing or not search_layer.owners or search_layer.kind == "option":
             raise ValueError(
                 "RetainedImportance needs a space built by SearchSpace.from_model(model) "
                 f"on this model. Searchable layer {search_layer.name!r} (kind "
                 f"{search_layer.kind!r}) names model layers {missing or 'none'} that the "
                 "model does not have."
             )
-        members = [layers[m] for m in search_layer.members]
+        owners = [layers[m] for m in search_layer.owners]
         base_width = option_width(search_layer, search_layer.options[0])
         channel_scores = None
         if base_width is not None:
-            kernels = [np.asarray(l.get_weights()[0]) for l in _producers(members, base_width)]
+            kernels = [np.asarray(l.get_weights()[0]) for l in _producers(owners, base_width)]
             if kernels:
                 channel_scores = sum(
                     np.abs(k).reshape(-1, k.shape[-1]).sum(axis=0, dtype=np.float64) for k in kernels
                 )
-        depthwise = [np.asarray(l.get_weights()[0]) for l in members if isinstance(l, _DEPTHWISE)]
+        depthwise = [np.asarray(l.get_weights()[0]) for l in owners if isinstance(l, _DEPTHWISE)]
         terms = {}
         for option in search_layer.options:
             width = option_width(search_layer, option)
@@ -149,54 +149,11 @@ class RetainedImportance:
         return math.exp(self.log_score(arch))
 
 
-def _out_channels(layer: Any) -> int | None:
-    nodes = getattr(layer, "_inbound_nodes", [])
-    if not nodes or not nodes[0].output_tensors:
-        return None
-    return nodes[0].output_tensors[0].shape[-1]
-
-
-def own_members(members: list, width: int | None) -> list:
-    """The members that create or carry a group's channels, not those reading them.
-
-    ``SearchLayer.members`` lists every layer an option touches: producers,
-    per-channel followers (BatchNorm, depthwise) and consumers. A conv/dense
-    member is a consumer when its input comes, through layers without a
-    kernel, from a member carrying the group's ``width`` channels (a
-    follower, or a producer not separated by BatchNorm). A squeeze-excite gate
-    conv reads the SE reduce conv, which is narrower, so it stays a producer,
-    as in materialize's ranking. ``width=None`` (a kernel-only layer) keeps all.
-    """
-    if width is None:
-        return list(members)
-    member_ids = {id(m) for m in members}
-    return [m for m in members
-            if not isinstance(m, _PRODUCERS) or isinstance(m, _DEPTHWISE)
-            or not _reads_from(m, member_ids, width)]
-
-
-def _producers(members: list, width: int) -> list:
-    """Own conv/dense members whose kernel outputs the group's channels."""
-    return [m for m in own_members(members, width)
+def _producers(owners: list, width: int) -> list:
+    """Owners whose kernel outputs the group's ``width`` channels (convs and dense)."""
+    return [m for m in owners
             if isinstance(m, _PRODUCERS) and not isinstance(m, _DEPTHWISE)
             and m.get_weights() and m.get_weights()[0].shape[-1] == width]
-
-
-def _reads_from(layer: Any, member_ids: set, width: int) -> bool:
-    stack = [t for node in layer._inbound_nodes for t in node.input_tensors]
-    seen: set[int] = set()
-    while stack:
-        history = getattr(stack.pop(), "_keras_history", None)
-        op = getattr(history, "operation", None)
-        if op is None or id(op) in seen:
-            continue
-        seen.add(id(op))
-        if id(op) in member_ids and _out_channels(op) == width:
-            return True
-        if isinstance(op, (_PRODUCERS, keras.layers.InputLayer)) and not isinstance(op, _DEPTHWISE):
-            continue  # a kernel starts other channels: the path ends here
-        stack.extend(t for node in getattr(op, "_inbound_nodes", []) for t in node.input_tensors)
-    return False
 
 
 def _kernel_retention(kernel: np.ndarray, size: int, kept: np.ndarray | None) -> float:

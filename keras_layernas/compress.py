@@ -27,6 +27,7 @@ best candidates are completed to the target by a greedy rule
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import os
@@ -81,7 +82,7 @@ def shrink_only(space: SearchSpace) -> SearchSpace:
             options = tuple(o for o in layer.options if o.kernel <= base.kernel)
         else:
             options = layer.options
-        layers.append(SearchLayer(layer.name, layer.kind, options, layer.members))
+        layers.append(dataclasses.replace(layer, options=options))
     return SearchSpace(layers, space.cost, space.materialize)
 
 

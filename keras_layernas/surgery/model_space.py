@@ -107,6 +107,7 @@ class _Entry:
     depthwise: _Depthwise | None
     key: float
     members: tuple
+    owners: tuple
 
 
 class _ModelSpace:
@@ -268,7 +269,9 @@ class _ModelSpace:
             if dw is not None:
                 name = self._name(call)
                 members = (name,) if dw.pad_call is None else (name, self._name(dw.pad_call))
-                entries.append(_Entry(name, "kernel", dw.options, None, dw, call.index, members))
+                entries.append(
+                    _Entry(name, "kernel", dw.options, None, dw, call.index, members, members)
+                )
         entries.sort(key=lambda e: e.key)
         return entries
 
@@ -278,13 +281,14 @@ class _ModelSpace:
         first = min(producers, key=lambda c: c.index)
         touched = group.producers + group.followers + group.consumers
         members = tuple(dict.fromkeys(self._name(c) for c in touched))
+        owners = tuple(dict.fromkeys(self._name(c) for c in group.producers + group.followers))
         if len({id(c.op) for c in producers}) > 1:
             name = f"{self._name(first)}.block_filter"
             widths = self._widths_for(name, group.producers, group.width)
             if len(widths) == 1:
                 return None
             key = self._block_filter_key(group, producers)
-            return _Entry(name, "block_filter", tuple(widths), group, None, key, members)
+            return _Entry(name, "block_filter", tuple(widths), group, None, key, members, owners)
         name = self._name(first)
         widths = self._widths_for(name, group.producers, group.width)
         depthwise_calls = [c for c in group.followers if isinstance(c.op, _DEPTHWISE)]
@@ -295,11 +299,13 @@ class _ModelSpace:
             options = [base] + [
                 KernelWidth(k, w) for w in widths for k in dw.options if (k, w) != base
             ]
-            return _Entry(name, "kernel_expand", tuple(options), group, dw, first.index, members)
+            return _Entry(
+                name, "kernel_expand", tuple(options), group, dw, first.index, members, owners
+            )
         if len(widths) == 1:
             return None
         kind = "expand" if depthwise_calls else "width"
-        return _Entry(name, kind, tuple(widths), group, None, first.index, members)
+        return _Entry(name, kind, tuple(widths), group, None, first.index, members, owners)
 
     def _block_filter_key(self, group: CoupledGroup, producers: list[Call]) -> float:
         """Search a residual group's width just before its first block's layers.
@@ -643,5 +649,5 @@ def space_from_model(
             nothing left to search.
     """
     plan = _ModelSpace(model, width_options, kernel_options, exclude, input_shape, importance)
-    layers = [SearchLayer(e.name, e.kind, e.options, e.members) for e in plan.entries]
+    layers = [SearchLayer(e.name, e.kind, e.options, e.members, e.owners) for e in plan.entries]
     return SearchSpace(layers, plan.cost, plan.materialize)

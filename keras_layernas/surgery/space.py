@@ -24,12 +24,16 @@ class SearchLayer:
             ``"kernel_expand"``, ``"width"`` or ``"option"``.
         options: candidate values; ``options[0]`` is the base model's choice.
         members: names of the model layers this searchable layer changes.
+        owners: the members whose channels or kernel it sets (producers and
+            per-channel followers), i.e. ``members`` without the layers that
+            only read those channels; empty when the space does not know.
     """
 
     name: str
     kind: str
     options: tuple
     members: tuple = field(default=())
+    owners: tuple = field(default=())
 
     def encode(self, value: Any) -> int | float | str | bool:
         """The ``hp.Choice``-safe form of an option value (stable across runs)."""
