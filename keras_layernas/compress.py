@@ -31,16 +31,15 @@ import dataclasses
 import math
 import numbers
 import os
-import sys
 import tempfile
 import time
-import types
 import warnings
 from typing import Any, Callable, Mapping
 
 import keras
 import keras_tuner
 
+from keras_layernas._callable_module import make_callable
 from keras_layernas._completion import complete_to_target
 from keras_layernas._drivers import Progress, search_in_process, search_with_tuner
 from keras_layernas._report import CompressionResult, layer_table
@@ -426,17 +425,4 @@ def compress(
     ).run().model
 
 
-class _CallableModule(types.ModuleType):
-    """This module, callable as :func:`compress`.
-
-    ``import keras_layernas.compress`` binds the *module* to the package's
-    ``compress`` attribute, shadowing the lazily exported function of the same
-    name; a callable module keeps ``layernas.compress(model, ...)`` working
-    either way (the profile subpackage does the same).
-    """
-
-    def __call__(self, model: keras.Model, target_madds: float, **kwargs: Any) -> keras.Model:
-        return compress(model, target_madds, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, "compress")

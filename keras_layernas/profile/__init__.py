@@ -11,8 +11,8 @@ with the surgery cost model. Public names load lazily (PEP 562) so that
 from __future__ import annotations
 
 import importlib
-import sys
-import types
+
+from keras_layernas._callable_module import make_callable
 
 # public name -> private module that defines it
 _EXPORTS = {
@@ -39,17 +39,4 @@ def __dir__():
     return sorted(set(globals()) | set(__all__))
 
 
-class _CallableModule(types.ModuleType):
-    """This subpackage, callable as :func:`profile`.
-
-    Importing ``keras_layernas.profile`` binds the *subpackage* to the
-    ``keras_layernas.profile`` attribute, shadowing the lazily exported
-    function of the same name; making the module callable keeps the
-    documented ``layernas.profile(model)`` working either way.
-    """
-
-    def __call__(self, model, input_shape=None):
-        return self.profile(model, input_shape)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, "profile")
