@@ -43,7 +43,7 @@ from keras_layernas._callable_module import make_callable
 from keras_layernas._completion import complete_to_target
 from keras_layernas._drivers import Progress, search_in_process, search_with_tuner
 from keras_layernas._report import CompressionResult, layer_table
-from keras_layernas._scoring import RetainedImportance
+from keras_layernas._scoring import WEIGHTINGS, RetainedImportance
 from keras_layernas._training import Trainer, as_objective
 from keras_layernas.profile import count_madds
 from keras_layernas.search import LayerNAS
@@ -83,6 +83,21 @@ def shrink_only(space: SearchSpace) -> SearchSpace:
             options = layer.options
         layers.append(dataclasses.replace(layer, options=options))
     return SearchSpace(layers, space.cost, space.materialize)
+
+
+class _ArchStrings:
+    """``arch -> {searchable layer: option string}`` (e.g. ``"k5_w96"``) for reports.
+
+    Looks options up in the space, so that an architecture restored from JSON
+    (plain tuples where the space has ``KernelWidth``) prints the same.
+    """
+
+    def __init__(self, space: SearchSpace):
+        self.names = [layer.name for layer in space.layers]
+        self.strings = [{option: str(option) for option in layer.options} for layer in space.layers]
+
+    def __call__(self, arch: Arch) -> dict[str, str]:
+        return {name: table[option] for name, table, option in zip(self.names, self.strings, arch)}
 
 
 def _check_number(name: str, value: Any, low: float, high: float, integer: bool = False) -> None:
@@ -128,6 +143,9 @@ class CompressionSearch:
         space: a ``SearchSpace.from_model(model, ...)`` with your own width or
             kernel options; default: the default space of ``model``.
         project_name: subfolder of ``directory`` for this search.
+        importance_weighting: how the data-free score (also used to rank greedy
+            completions) weighs layers: ``"equal"`` or ``"layers"`` (see
+            :mod:`keras_layernas._scoring`).
 
     Raises:
         TypeError: ``model`` is not a functional or Sequential Keras model.
@@ -168,6 +186,7 @@ class CompressionSearch:
         preprocess: Callable | None = None,
         space: SearchSpace | None = None,
         project_name: str = "compress",
+        importance_weighting: str = "equal",
     ):
         _check_number("target_madds", target_madds, 1, math.inf)
         _check_number("tolerance", tolerance, 1e-9, 1 - 1e-9)
@@ -195,6 +214,10 @@ class CompressionSearch:
         self.compile_kwargs, self.batch_size, self.preprocess = compile_kwargs, batch_size, preprocess
         self.input_shape = input_shape
         self.project_name = project_name
+        if importance_weighting not in WEIGHTINGS:
+            raise ValueError(f"importance_weighting must be one of {WEIGHTINGS}. "
+                             f"Received: importance_weighting={importance_weighting!r}.")
+        self.importance_weighting = importance_weighting
 
     # -- the steps of run() --------------------------------------------------------
     def _check_target(self, space: SearchSpace) -> None:
@@ -261,57 +284,67 @@ class CompressionSearch:
         progress.close()
         return engine
 
-    def _complete(self, space: SearchSpace, engine: LayerNAS, scorer: RetainedImportance) -> Arch | None:
-        """Greedy completion of the deepest, best-scored candidates and of the base.
-
-        Completions are ranked by retained importance, also with data: one
-        fine-tuning per completion would cost as much as a trial, and the
-        winner is fine-tuned at the end anyway.
+    def _completions(self, space: SearchSpace, engine: LayerNAS, scorer: RetainedImportance) -> list[Arch]:
+        """Greedy completions of the deepest, best-scored candidates and of the base.
 
         Returns:
-            The best completion, or None when no start can be completed (the
-            target range is narrower than one option step).
+            Distinct in-target completions, best retained importance first;
+            empty when no start can be completed (the target range is narrower
+            than one option step).
         """
         told = sorted((r for r in engine.history if r.score is not None),
                       key=lambda r: (r.layer, r.score), reverse=True)
         starts = [r.arch for r in told[: self.per_bucket]] + [space.base_arch]
         completions = {complete_to_target(space, arch, scorer.log_term, self.target) for arch in starts}
         completions.discard(None)
-        if not completions:
-            return None
-        return max(sorted(completions, key=str), key=scorer.log_score)
+        return sorted(sorted(completions, key=str), key=scorer.log_score, reverse=True)
 
     def _choose(self, space: SearchSpace, engine: LayerNAS, scorer: RetainedImportance,
-                data_free: bool) -> tuple[Arch, bool]:
-        """The winning architecture, and whether the greedy completion chose it.
+                trainer: Trainer | None) -> tuple[Arch, bool, list[dict]]:
+        """The winning architecture, whether a greedy completion won, and extra trials.
 
-        With data the completion is used only when the search found nothing in
-        target. Data-free it always competes with the search's best: scoring
-        is free, and for the additive retained-importance score the greedy
-        walk from the base model is a strong candidate (on MobileNetV2 at
-        150 M MAdds it scored 0.805 against the complete search's 0.801).
+        The completions always compete with the search's best in-target
+        candidate. Data-free, scoring is free, and for the additive retained
+        importance a greedy walk from the base is a strong candidate (on
+        MobileNetV2 at 150 M MAdds it scored 0.805 against the complete
+        search's 0.801). With data each completion is scored by a trial like
+        any candidate (a few trials more): when ``max_trials`` ends inside the
+        first LayerNAS pass, the search's in-target candidates come from one
+        greedy chain of layers, and a completion can beat them.
+
+        Returns:
+            ``(arch, completed, completion_trials)``; the trials are
+            ``{"madds", "score", "arch"}`` records of scored completions.
         """
         best = engine.best()
-        completion = None
-        if best is None or data_free:
-            completion = self._complete(space, engine, scorer)
-        if completion is None and best is None:
+        candidates = [] if best is None else [(best[1], best[0], False)]
+        completion_trials = []
+        sign = 1.0 if trainer is None or self.objective.direction == "max" else -1.0
+        for arch in self._completions(space, engine, scorer):
+            score = scorer(arch) if trainer is None else trainer.fine_tune(
+                space.materialize(arch), self.epochs_per_trial)
+            candidates.append((sign * score, arch, True))
+            if trainer is not None:
+                completion_trials.append({"madds": space.cost(arch), "score": score,
+                                          "arch": _ArchStrings(space)(arch)})
+        if not candidates:
             raise RuntimeError(
                 f"No architecture in the target range {self.target} was found or reached by "
                 "completion: the range is narrower than one option step. Raise tolerance."
             )
-        if best is None or (completion is not None and scorer(completion) > best[1]):
-            return completion, True
-        return best[0], False
+        # max keeps the first of equal scores: the searched candidate before completions
+        score, arch, completed = max(candidates, key=lambda c: c[0])
+        return arch, completed, completion_trials
 
     def _result(self, space: SearchSpace, engine: LayerNAS, arch: Arch, slim: keras.Model,
                 completed: bool, sign: float, started: float, score: float,
-                base_score: float) -> CompressionResult:
+                base_score: float, completion_trials: list[dict]) -> CompressionResult:
         """Collect the model, the search's history and front, and the layer table.
 
         ``sign`` turns LayerNAS's higher-is-better scores back into the
         objective's own direction (a minimized loss was negated for the search).
         """
+        arch_strings = _ArchStrings(space)
         return CompressionResult(
             model=slim,
             arch=space.as_dict(arch),
@@ -328,12 +361,13 @@ class CompressionSearch:
             search_seconds=time.perf_counter() - started,
             history=[
                 {"id": r.id, "layer": r.layer, "madds": r.cost,
-                 "score": None if r.score is None else sign * r.score}
+                 "score": None if r.score is None else sign * r.score,
+                 "arch": arch_strings(r.arch)}
                 for r in engine.history
-            ],
+            ] + [{"id": None, "layer": "completion", **t} for t in completion_trials],
             pareto_front=[
                 {"madds": r.cost, "score": sign * r.score,
-                 "arch": {k: str(v) for k, v in space.as_dict(r.arch).items()}}
+                 "arch": arch_strings(r.arch)}
                 for r in engine.pareto_front()
             ],
             layers=layer_table(space, arch, self.model, slim, self.input_shape),
@@ -357,7 +391,7 @@ class CompressionSearch:
         trainer = None if self.data is None else self._trainer()
         space = shrink_only(self.space) if trainer is None else self.space
         self._check_target(space)
-        scorer = RetainedImportance(self.space, self.model)
+        scorer = RetainedImportance(self.space, self.model, self.importance_weighting)
         sign = 1.0
         base_score = 1.0
         if trainer is not None:
@@ -365,11 +399,12 @@ class CompressionSearch:
             sign = 1.0 if self.objective.direction == "max" else -1.0
         project_dir = None if self.directory is None else os.path.join(self.directory, self.project_name)
         engine = self._search(space, scorer, trainer, project_dir)
-        arch, completed = self._choose(space, engine, scorer, data_free=trainer is None)
+        arch, completed, completion_trials = self._choose(space, engine, scorer, trainer)
         slim = space.materialize(arch)
         final_score = scorer(arch) if trainer is None else trainer.fine_tune(slim, self.finetune_epochs)
         result = self._result(space, engine, arch, slim, completed, sign, started,
-                              score=final_score, base_score=base_score)
+                              score=final_score, base_score=base_score,
+                              completion_trials=completion_trials)
         if self.verbose:
             print(result.summary())
         return result
