@@ -27,6 +27,8 @@ _EXPORTS = {
     "compress": "keras_layernas.compress",
     "CompressionSearch": "keras_layernas.compress",
     "CompressionResult": "keras_layernas.compress",
+    "RetainedImportance": "keras_layernas._scoring",
+    "reestimate_batchnorm": "keras_layernas._training",
     "export_tflite": "keras_layernas.export",
     "measure_latency": "keras_layernas.export",
     "to_tf_keras": "keras_layernas.export",

@@ -14,11 +14,18 @@ be built:
   pads with zeros, which computes the same function);
 * a layer's retention ``r_l = r_width * r_kernel``.
 
-The score of an architecture is the geometric mean of the retentions,
-``exp(mean_l log r_l)``: 1.0 for the base model, lower the more is cut. The
-product form says that a signal passes through every layer, so halving one
-layer costs as much as it does anywhere else; a layer cut to nothing drives the
-score to zero. Each layer's term depends on its own option only, so the table
+The score of an architecture is the weighted geometric mean of the retentions,
+``exp(sum_l v_l log r_l / sum_l v_l)``: 1.0 for the base model, lower the more
+is cut. The product form says that a signal passes through every layer; a layer
+cut to nothing drives the score to zero. The weights ``v_l`` say how much one
+searchable layer counts (``weighting``):
+
+* ``"equal"``: ``v_l = 1``, halving one layer costs as much as anywhere else;
+* ``"layers"``: ``v_l`` = the number of weighted layers (convs, dense) whose
+  kernels the searchable layer slices. A block filter (a residual stream's
+  width) is read and written by every block of its stage, so it counts several
+  times, where ``"equal"`` counts it once and lets a cost-driven search starve
+  the stream that all blocks share. Each layer's term depends on its own option only, so the table
 of terms is computed once and an architecture is scored in microseconds
 without building it.
 
@@ -39,6 +46,7 @@ from keras_layernas.surgery.space import SearchLayer, SearchSpace
 # scores this instead of -inf, so such architectures still rank among themselves.
 _LOG_FLOOR = math.log(1e-12)
 _DEPTHWISE = (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
+WEIGHTINGS = ("equal", "layers")
 _PRODUCERS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.Dense)
 
 
@@ -75,10 +83,12 @@ class RetainedImportance:
     Args:
         space: a space from ``SearchSpace.from_model(model)``.
         model: the model the space slims (its weights are read once).
+        weighting: ``"equal"`` or ``"layers"`` (see the module docstring).
 
     Raises:
         ValueError: a searchable layer changes no layer the model has, or is not
-            a width/kernel layer of a model space (e.g. ``from_options``).
+            a width/kernel layer of a model space (e.g. ``from_options``), or an
+            unknown ``weighting``.
 
     Example:
         >>> import keras
@@ -94,12 +104,23 @@ class RetainedImportance:
         True
     """
 
-    def __init__(self, space: SearchSpace, model: Any):
+    def __init__(self, space: SearchSpace, model: Any, weighting: str = "equal"):
+        if weighting not in WEIGHTINGS:
+            raise ValueError(
+                f"weighting must be one of {WEIGHTINGS}. Received: weighting={weighting!r}."
+            )
         layers = named_layers(model)
         self.space = space
+        self.weighting = weighting
         self._log_terms: list[dict[Any, float]] = []
         for search_layer in space.layers:
-            self._log_terms.append(self._layer_terms(search_layer, layers))
+            terms = self._layer_terms(search_layer, layers)
+            weight = 1 if weighting == "equal" else _sliced_kernels(search_layer, layers)
+            self._log_terms.append((weight, terms))
+        # Weights normalised to mean 1, so that log_score stays a mean of log_terms.
+        mean_weight = sum(w for w, _ in self._log_terms) / len(self._log_terms)
+        self._log_terms = [{o: w / mean_weight * t for o, t in terms.items()}
+                           for w, terms in self._log_terms]
 
     def _layer_terms(self, search_layer: SearchLayer, layers: dict[str, Any]) -> dict[Any, float]:
         missing = [m for m in search_layer.owners if m not in layers]
@@ -137,16 +158,22 @@ class RetainedImportance:
         return terms
 
     def log_term(self, layer_index: int, option: Any) -> float:
-        """``log r_l`` of ``option`` on searchable layer ``layer_index`` (<= 0)."""
+        """``v_l log r_l`` of ``option`` on layer ``layer_index`` (<= 0; mean ``v_l`` is 1)."""
         return self._log_terms[layer_index][option]
 
     def log_score(self, arch: Sequence) -> float:
-        """``mean_l log r_l``: the log of :meth:`__call__`, cheaper to add up."""
+        """``mean_l v_l log r_l``: the log of :meth:`__call__`, cheaper to add up."""
         return sum(t[o] for t, o in zip(self._log_terms, arch)) / len(self._log_terms)
 
     def __call__(self, arch: Sequence) -> float:
-        """Geometric mean retention of ``arch``, in (0, 1]; the base model scores 1."""
+        """Weighted geometric mean retention of ``arch``, in (0, 1]; the base scores 1."""
         return math.exp(self.log_score(arch))
+
+
+def _sliced_kernels(search_layer: SearchLayer, layers: dict[str, Any]) -> int:
+    """How many weighted layers (convs, dense) the searchable layer slices."""
+    weighted = (*_PRODUCERS, *_DEPTHWISE)
+    return max(1, sum(isinstance(layers.get(m), weighted) for m in search_layer.members))
 
 
 def _producers(owners: list, width: int) -> list:

@@ -252,10 +252,16 @@ def test_search_with_data_fine_tunes_scores_and_resumes_through_the_tuner(tmp_pa
         CompressionSearch(model, 1e6, **kwargs).run()
     trained.clear()
     result = CompressionSearch(model, 1e6, **kwargs).run()
-    # trials 3 and 4 are trained on resume (1 and 2 are not), then the winner
-    assert trained == [1, 1, 2]
+    # trials 3 and 4 are trained on resume (1 and 2 are not), then each greedy
+    # completion like a trial, then the winner
+    completions = [h for h in result.history if h["layer"] == "completion"]
+    assert completions and trained == [1, 1] + [1] * len(completions) + [2]
     assert result.trials == 4 and result.score_name == "val_accuracy"
     assert all(0 <= h["score"] <= 1 for h in result.history)
+    low, high = result.target
+    in_target = [h for h in result.history if low <= h["madds"] <= high]
+    best = max(in_target, key=lambda h: h["score"])  # first of equal scores: searched first
+    assert {k: str(v) for k, v in result.arch.items()} == best["arch"]
     assert 0.95e6 <= layernas.count_madds(result.model) <= 1e6
     accuracy = np.mean(np.argmax(result.model.predict(validation[0], verbose=0), -1) == validation[1])
     assert math.isclose(accuracy, result.score, abs_tol=1e-6)  # the score is inference-mode
@@ -301,6 +307,31 @@ def test_retained_importance_is_the_kept_share_of_l1_mass():
     assert score((4,)) == 1.0
     assert math.isclose(score((2,)), 7 / 10)
     assert math.isclose(score((1,)), 4 / 10)
+
+
+def test_layers_weighting_counts_a_shared_width_once_per_kernel_it_slices():
+    # c1 and c2 write one residual stream that c2 and c3 read: its width slices
+    # three kernels; c3's width slices two (c3, head).
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    x1 = keras.layers.Conv2D(16, 1, name="c1")(inputs)
+    x = keras.layers.Add()([x1, keras.layers.Conv2D(16, 1, name="c2")(x1)])
+    x = keras.layers.Conv2D(16, 1, name="c3")(x)
+    outputs = keras.layers.Dense(2, name="head")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    space = SearchSpace.from_model(model, width_options=[1.0, 0.5])
+    equal = RetainedImportance(space, model)
+    layers = RetainedImportance(space, model, weighting="layers")
+    sliced = {layer.name: len({m for m in layer.members if m.startswith(("c", "head"))})
+              for layer in space.layers}
+    assert sorted(sliced.values()) == [2, 3]
+    mean = sum(sliced.values()) / len(sliced)
+    for index, layer in enumerate(space.layers):
+        assert math.isclose(layers.log_term(index, 8),
+                            sliced[layer.name] / mean * equal.log_term(index, 8))
+    assert layers(space.base_arch) == 1.0
+    with pytest.raises(ValueError, match="weighting must be one of"):
+        RetainedImportance(space, model, weighting="params")
 
 
 def test_greedy_completion_cuts_the_layer_losing_least_importance_per_madd():
