@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_layernas._training import reestimate_batchnorm
+from keras_layernas import reestimate_batchnorm
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "cifar10" / "cifar10_jpeg.npz"
 NUM_CLASSES = 10

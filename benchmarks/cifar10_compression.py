@@ -71,7 +71,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=2, help="seeds of each from-scratch model")
     parser.add_argument("--alphas", type=float, nargs=2, default=(0.60, 0.45),
                         help="uniform alphas at ~50%% and ~30%% of the base MAdds (32x32: 50.1%%, 29.3%%)")
-    parser.add_argument("--max-trials", type=int, default=12, help="trials of LayerNAS and of RandomSearch")
+    parser.add_argument("--max-trials", type=int, default=80,
+                        help="trials of LayerNAS and of RandomSearch (80 ~ one LayerNAS pass of the space)")
+    parser.add_argument("--trial-epochs", type=int, default=0,
+                        help="fine-tuning epochs per trial; 0 scores inherited weights after BN re-estimation")
+    parser.add_argument("--width-fractions", type=float, nargs="*", default=(0.25,),
+                        help="width options besides the base and the uniform alphas' widths")
+    parser.add_argument("--tau-candidates", type=int, default=20,
+                        help="in-target trial candidates fine-tuned to rank the cheap scores")
     parser.add_argument("--trial-images", type=int, default=5_000, help="training images of one trial epoch")
     parser.add_argument("--trial-lr", type=float, default=5e-4, help="Adam learning rate in trials")
     parser.add_argument("--finetune-epochs", type=int, default=3, help="final fine-tune of (a), (b), (d)")
@@ -87,6 +94,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.smoke:
         args.train_images, args.epochs, args.seeds = 600, 1, 1
         args.max_trials, args.trial_images, args.finetune_epochs, args.latency_runs = 3, 300, 1, 5
+        args.tau_candidates = 4
     return args
 
 
@@ -105,6 +113,7 @@ class _Run:
         self.validation = cifar.make_dataset(validation, batch, size, training=False)
         self.test = cifar.make_dataset(test, batch, size, training=False)
         self.name = args.results_name
+        self.work_dir = _work_dir(args.smoke)
         self.payload: dict[str, Any] = {
             "complete": False,
             "command": command,
@@ -132,7 +141,7 @@ class _Run:
     def save(self) -> None:
         """Rewrite the results (a smoke run never touches the committed ones)."""
         if self.args.smoke:
-            atomic_write(_work_dir() / f"{self.name}_smoke.json", json.dumps(self.payload, indent=2))
+            atomic_write(self.work_dir / f"{self.name}_smoke.json", json.dumps(self.payload, indent=2))
             return
         if self.args.stage == "compare":
             self.refresh_sanity()
@@ -199,7 +208,7 @@ def stage_sanity(run: _Run) -> None:
             model, row = train_from_scratch(run, alpha, seed)
             if alpha == 1.0 and seed == 0:
                 run.base_model = model
-                model.save(_work_dir() / "base.keras")
+                model.save(run.work_dir / "base.keras")
             run.payload["sanity"].append(row)
             run.payload["sanity_verdict"] = sanity_verdict(run.payload["sanity"], alphas)
             run.save()
@@ -208,8 +217,10 @@ def stage_sanity(run: _Run) -> None:
 
 
 # -- stage 2 ---------------------------------------------------------------------------
-def _work_dir() -> Path:
-    path = Path(tempfile.gettempdir()) / "layernas-cifar10"
+def _work_dir(smoke: bool) -> Path:
+    """Scratch files (base model, TFLite files, search state); a smoke run has its own,
+    so that it never replaces the base model a real run is using."""
+    path = Path(tempfile.gettempdir()) / ("layernas-cifar10" + ("-smoke" if smoke else ""))
     path.mkdir(exist_ok=True)
     return path
 
@@ -228,20 +239,26 @@ def uniform_widths(base_space: layernas.SearchSpace, alpha_model: keras.Model) -
     return widths
 
 
-def build_space(base: keras.Model, alpha_models: list[keras.Model]) -> tuple[layernas.SearchSpace, list]:
-    """The default MobileNetV2 space plus every uniform alpha's widths.
+def build_space(base: keras.Model, alpha_models: list[keras.Model],
+                fractions: list[float]) -> tuple[layernas.SearchSpace, list]:
+    """A compact width space: base, every uniform alpha's widths, ``fractions`` of the base.
 
-    Adding the uniform widths makes (b) a point of the very space (a) and (d)
-    search, so the comparison is about choosing, not about reachable widths.
+    The uniform widths make (b) a point of the very space (a) and (d) search,
+    so the comparison is about choosing, not about reachable widths. Kernels
+    stay at 3x3: at 32x32 input the depthwise maps are 16x16 down to 1x1, where
+    a larger kernel buys little. Few options per layer keep one LayerNAS pass
+    (about ``sum |S_i|`` trials) inside the trial budget.
 
     Returns:
         ``(space, [uniform arch per alpha model])``.
     """
-    default = layernas.SearchSpace.from_model(base)
+    default = layernas.SearchSpace.from_model(base, kernel_options=None)
     per_alpha = [uniform_widths(default, m) for m in alpha_models]
     base_widths = {l.name: _width(l.options[0]) for l in default.layers if l.kind != "kernel"}
-    options = {name: default_widths(width) + [w[name] for w in per_alpha] for name, width in base_widths.items()}
-    space = layernas.SearchSpace.from_model(base, width_options=options)
+    options = {name: [width] + [w[name] for w in per_alpha] + default_widths(width, fractions)[1:]
+               for name, width in base_widths.items()}
+    options = {name: sorted(set(widths), reverse=True) for name, widths in options.items()}
+    space = layernas.SearchSpace.from_model(base, width_options=options, kernel_options=None)
     archs = []
     for widths in per_alpha:
         arch = []
@@ -286,7 +303,7 @@ def final_finetune(run: _Run, model: keras.Model) -> float:
 
 
 def int8_latency_ms(run: _Run, model: keras.Model, name: str) -> float:
-    path = _work_dir() / f"{name}.tflite"
+    path = run.work_dir / f"{name}.tflite"
     calibration = run.validation.unbatch().take(200).batch(50)
     layernas.export_tflite(model, path, quantize="int8", representative_data=calibration)
     return layernas.measure_latency(path, runs=run.args.latency_runs, num_threads=1)
@@ -297,35 +314,73 @@ def _describe(run: _Run, model: keras.Model, name: str, **fields: Any) -> dict:
             "int8_latency_ms": round(int8_latency_ms(run, model, name), 3), **fields}
 
 
-def random_search(run: _Run, space: layernas.SearchSpace, target: tuple[float, float],
-                  scorer: Any) -> tuple[tuple, list[dict]]:
-    """(d): RandomSearch with compress()'s trial recipe; returns best arch and trials."""
-    from keras_layernas._training import Trainer  # compress()'s own trial recipe, for a fair (d)
+def trial_trainer(run: _Run) -> Any:
+    """compress()'s own trial recipe, used by (a), by (d) and for the rank check."""
+    from keras_layernas._training import Trainer
 
-    trainer = Trainer(run.trial_train, run.validation, "val_accuracy",
-                      trial_compile_kwargs(run.args.trial_lr))
+    return Trainer(run.trial_train, run.validation, "val_accuracy", trial_compile_kwargs(run.args.trial_lr))
+
+
+class _Scores:
+    """The data-free scores of an architecture under every weighting."""
+
+    def __init__(self, space: layernas.SearchSpace, base: keras.Model):
+        from keras_layernas._scoring import WEIGHTINGS
+
+        self.space = space
+        self.scorers = {w: layernas.RetainedImportance(space, base, w) for w in WEIGHTINGS}
+
+    def __call__(self, arch: tuple) -> dict[str, float]:
+        return {f"data_free_{w}": scorer(arch) for w, scorer in self.scorers.items()}
+
+    def trial(self, arch: tuple, madds: float, score: float, **fields: Any) -> dict:
+        return {"madds": madds, "val_accuracy": score, **self(arch),
+                "arch": [str(o) for o in arch], **fields}
+
+
+def random_search(run: _Run, space: layernas.SearchSpace, target: tuple[float, float],
+                  scores: _Scores) -> tuple[tuple, list[dict]]:
+    """(d): RandomSearch with compress()'s trial recipe; returns best arch and trials."""
+    trainer = trial_trainer(run)
     search = RandomSearch(space.options, space.cost, target, seed=0, max_trials=run.args.max_trials)
     trials = []
     while (cand := search.ask()) is not None:
         started = time.perf_counter()
-        score = trainer.fine_tune(space.materialize(cand.arch), 1)
+        score = trainer.fine_tune(space.materialize(cand.arch), run.args.trial_epochs)
         search.tell(cand, score)
-        trials.append({"madds": cand.cost, "val_accuracy": score, "data_free": scorer(cand.arch),
-                       "seconds": round(time.perf_counter() - started, 1)})
+        trials.append(scores.trial(cand.arch, cand.cost, score,
+                                   seconds=round(time.perf_counter() - started, 1)))
         run.log(f"  random trial {len(trials)}: val {score:.4f}")
     return search.best()[0], trials
 
 
-def stage_compare(run: _Run) -> None:
-    """Stage 2: (a)-(d) at each uniform model's MAdds; results saved after each target."""
-    from keras_layernas._scoring import RetainedImportance  # compress()'s data-free score
+def _data_free_rows(run: _Run, base: keras.Model, space: layernas.SearchSpace, target_madds: int,
+                    scores: _Scores) -> dict:
+    """(e): the data-free compress() under each weighting, then the same final fine-tune."""
+    rows = {}
+    for weighting in scores.scorers:
+        started = time.perf_counter()
+        result = layernas.CompressionSearch(base, target_madds, tolerance=TOLERANCE, space=space,
+                                            verbose=0, importance_weighting=weighting).run()
+        search_s = time.perf_counter() - started
+        arch = tuple(result.arch.values())
+        rows[weighting] = _describe(run, result.model, f"e_{weighting}",
+                                    test_accuracy=final_finetune(run, result.model),
+                                    search_s=round(search_s, 1), trials=result.trials,
+                                    completed=result.completed, **scores(arch),
+                                    arch={k: str(v) for k, v in result.arch.items()})
+    return rows
 
+
+def stage_compare(run: _Run) -> None:
+    """Stage 2: (a)-(e) at each uniform model's MAdds; results saved after each target."""
     args = run.args
-    base = run.base_model or keras.models.load_model(_work_dir() / "base.keras")
+    base = run.base_model or keras.models.load_model(run.work_dir / "base.keras")
     alpha_models = [keras.applications.MobileNetV2(
         input_shape=(args.input_size,) * 2 + (3,), alpha=a, weights=None, classes=10) for a in args.alphas]
-    space, uniform_archs = build_space(base, alpha_models)
-    scorer = RetainedImportance(space, base)
+    space, uniform_archs = build_space(base, alpha_models, args.width_fractions)
+    run.payload["space"] = {"layers": len(space.layers), "sum_options": sum(len(o) for o in space.options)}
+    scores = _Scores(space, base)
     base_madds = layernas.count_madds(base)
     for alpha, alpha_model, uniform_arch in zip(args.alphas, alpha_models, uniform_archs):
         target_madds = layernas.count_madds(alpha_model)
@@ -342,25 +397,29 @@ def stage_compare(run: _Run) -> None:
         run.log(f"compare {label}: (b) uniform alpha {alpha}, inherited weights")
         uniform = space.materialize(uniform_arch)
         row["b_uniform_inherited"] = _describe(run, uniform, "b", test_accuracy=final_finetune(run, uniform),
-                                               data_free=scorer(uniform_arch))
+                                               **scores(uniform_arch))
+
+        run.log(f"compare {label}: (e) data-free compress()")
+        row["e_data_free"] = _data_free_rows(run, base, space, target_madds, scores)
 
         run.log(f"compare {label}: (a) compress() with data, {args.max_trials} trials")
         started = time.perf_counter()
         search = _RecordingSearch(
             base, target_madds, data=run.trial_train, validation_data=run.validation,
-            tolerance=TOLERANCE, max_trials=args.max_trials, epochs_per_trial=1, space=space,
-            compile_kwargs=trial_compile_kwargs(args.trial_lr), verbose=min(args.verbose, 1),
-            directory=_work_dir() / f"compress_{alpha}", overwrite=True,
+            tolerance=TOLERANCE, max_trials=args.max_trials, epochs_per_trial=args.trial_epochs,
+            space=space, compile_kwargs=trial_compile_kwargs(args.trial_lr),
+            verbose=min(args.verbose, 1), directory=run.work_dir / f"compress_{alpha}", overwrite=True,
         )
         with cifar.graph_optimizer(args.grappler_in_trials):
             result = search.run()
         search_s = time.perf_counter() - started
-        a_trials = [{"madds": r.cost, "val_accuracy": r.score, "data_free": scorer(r.arch)}
+        a_trials = [scores.trial(r.arch, r.cost, r.score, layer=r.layer)
                     for r in search.engine.history if r.score is not None]
         arch = tuple(result.arch.values())
         row["a_layernas"] = _describe(run, result.model, "a", test_accuracy=final_finetune(run, result.model),
                                       search_s=round(search_s, 1), completed=result.completed,
-                                      trials=result.trials, data_free=scorer(arch), arch={k: str(v) for k, v in result.arch.items()})
+                                      trials=result.trials, **scores(arch),
+                                      arch={k: str(v) for k, v in result.arch.items()})
 
         if run.args.stage == "compare":
             run.refresh_sanity()
@@ -374,38 +433,57 @@ def stage_compare(run: _Run) -> None:
         run.log(f"compare {label}: (d) RandomSearch, {args.max_trials} trials")
         started = time.perf_counter()
         with cifar.graph_optimizer(args.grappler_in_trials):
-            best_arch, d_trials = random_search(run, space, target, scorer)
+            best_arch, d_trials = random_search(run, space, target, scores)
         search_s = time.perf_counter() - started
         best = space.materialize(best_arch)
         row["d_random"] = _describe(run, best, "d", test_accuracy=final_finetune(run, best),
-                                    search_s=round(search_s, 1), data_free=scorer(best_arch))
+                                    search_s=round(search_s, 1), **scores(best_arch))
         row["trials"] = {"a": a_trials, "d": d_trials}
         run.payload["compare"].append(row)
-        run.payload["kendall_tau"] = rank_agreement(run.payload["compare"])
         run.save()
+    stage_rank_check(run, space, scores)
 
 
-def rank_agreement(compare_rows: list[dict]) -> dict:
-    """Kendall's tau of data-free score vs trial val accuracy, over all trials and in-target ones.
+def _spread_pick(trials: list[dict], count: int) -> list[dict]:
+    """``count`` distinct architectures evenly spaced over the data-free ranking."""
+    unique = list({tuple(t["arch"]): t for t in trials}.values())
+    unique.sort(key=lambda t: t["data_free_equal"])
+    if len(unique) <= count:
+        return unique
+    return [unique[round(i * (len(unique) - 1) / (count - 1))] for i in range(count)]
 
-    LayerNAS's early trials change one layer of the base model, so they sit at
-    the base's cost with scores near the base's on both measures; pooled with
-    in-target candidates they inflate tau. The in-target tau is the question
-    compress() faces: which of several models of the target's cost is best.
+
+def stage_rank_check(run: _Run, space: layernas.SearchSpace, scores: _Scores) -> None:
+    """Fine-tune in-target trial candidates to see how well the cheap scores rank them.
+
+    Half the candidates come from each target, spread over the data-free
+    ranking; each is fine-tuned ``max(1, --trial-epochs)`` epochs with the
+    trial recipe and scored on validation data (test data stays unused).
     """
-    pooled, in_target = [], []
-    for row in compare_rows:
+    args = run.args
+    per_target = max(2, args.tau_candidates // max(1, len(run.payload["compare"])))
+    options = dict(zip((l.name for l in space.layers), space.options))
+    trainer = trial_trainer(run)
+    checked = []
+    for row in run.payload["compare"]:
         low = (1 - TOLERANCE) * row["target_madds"]
-        for trial in row["trials"]["a"] + row["trials"]["d"]:
-            pooled.append(trial)
-            if low <= trial["madds"] <= row["target_madds"]:
-                in_target.append(trial)
+        pool = [t for t in row["trials"]["a"] + row["trials"]["d"] if low <= t["madds"] <= row["target_madds"]]
+        for trial in _spread_pick(pool, per_target):
+            arch = tuple(next(o for o in opts if str(o) == text) for opts, text in zip(options.values(), trial["arch"]))
+            run.log(f"rank check {len(checked) + 1}: {row['share']:.0%} target")
+            with cifar.graph_optimizer(args.grappler_in_trials):
+                tuned = trainer.fine_tune(space.materialize(arch), max(1, args.trial_epochs))
+            checked.append({**trial, "share": row["share"], "fine_tuned_val_accuracy": tuned})
+            run.payload["rank_check"] = {"candidates": checked, **rank_agreement(checked)}
+            run.save()
 
-    def tau(points: list[dict]) -> dict:
-        return {"candidates": len(points), "tau": cifar.kendall_tau(
-            [p["data_free"] for p in points], [p["val_accuracy"] for p in points])}
 
-    return {**tau(pooled), "in_target": tau(in_target)}
+def rank_agreement(checked: list[dict]) -> dict:
+    """Kendall's tau-b of each cheap score against fine-tuned validation accuracy."""
+    truth = [c["fine_tuned_val_accuracy"] for c in checked]
+    keys = ([k for k in checked[0] if k.startswith("data_free_")] + ["val_accuracy"]) if checked else []
+    return {"kendall_tau": {("trial_score" if k == "val_accuracy" else k):
+                            cifar.kendall_tau([c[k] for c in checked], truth) for k in keys}}
 
 
 # -- report ----------------------------------------------------------------------------
@@ -436,18 +514,23 @@ def write_report(payload: dict, name: str) -> None:
     if payload["compare"]:
         rows = []
         for row in payload["compare"]:
-            for key, label in (("a_layernas", "(a) LayerNAS compress()"), ("b_uniform_inherited", "(b) uniform, inherited"),
-                               ("c_uniform_scratch", "(c) uniform, scratch"), ("d_random", "(d) RandomSearch")):
-                r = row[key]
+            methods = [(row["a_layernas"], "(a) LayerNAS compress(), data"),
+                       (row["b_uniform_inherited"], "(b) uniform, inherited"),
+                       (row["c_uniform_scratch"], "(c) uniform, scratch"),
+                       (row["d_random"], "(d) RandomSearch, data")]
+            methods += [(r, f"(e) data-free compress(), {w}") for w, r in row.get("e_data_free", {}).items()]
+            for r, label in methods:
                 rows.append([f"{row['share']:.0%}", label, _pct(r["test_accuracy"]), f"{r['madds'] / 1e6:.2f}",
-                             r["params"], r["int8_latency_ms"]])
+                             r["params"], r["int8_latency_ms"], r.get("search_s", "")])
         parts.append("Comparison (test accuracy after the same final fine-tune; (c) trained from scratch):\n\n"
-                     + markdown_table(["MAdds", "method", "test acc %", "MAdds (M)", "params", "int8 ms"], rows))
-        tau = rank_agreement(payload["compare"])
-        parts.append(f"Kendall tau (data-free retained importance vs 1-epoch fine-tuned val accuracy): "
-                     f"{tau['in_target']['tau']:.3f} over the {tau['in_target']['candidates']} in-target "
-                     f"candidates; {tau['tau']:.3f} over all {tau['candidates']} trials (LayerNAS's early "
-                     "trials are base-like on both measures, which inflates the pooled value).")
+                     + markdown_table(["MAdds", "method", "test acc %", "MAdds (M)", "params", "int8 ms",
+                                       "search s"], rows))
+    check = payload.get("rank_check")
+    if check:
+        taus = ", ".join(f"{k}: {v:.3f}" for k, v in check["kendall_tau"].items())
+        parts.append(f"Rank check: Kendall tau-b against the validation accuracy after "
+                     f"{max(1, payload['settings'].get('trial_epochs', 1))} fine-tuning epoch(s), over "
+                     f"{len(check['candidates'])} in-target trial candidates: {taus}.")
     write_section(NAME, "## CIFAR-10 compression quality (`benchmarks/cifar10_compression.py`)\n\n"
                   + "\n\n".join(parts))
     _plot(payload, name)
