@@ -38,6 +38,7 @@ def run(out_dir: str, target_madds: float = DEFAULT_TARGET, weights: str | None 
 
     os.makedirs(out_dir, exist_ok=True)
     started = time.perf_counter()
+    keras.utils.set_random_seed(0)  # random weights: the same model, so the same result, every run
     model = keras.applications.MobileNetV2(weights=weights, alpha=1.0, input_shape=(224, 224, 3))
     result = layernas.CompressionSearch(model, target_madds, max_trials=max_trials, verbose=1).run()
     paths = {
