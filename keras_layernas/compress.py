@@ -355,7 +355,8 @@ class CompressionSearch:
             layers=layer_table(space, arch, self.model, slim, self.input_shape),
         )
 
-    def _run_as_worker(self, space: SearchSpace, trainer: Trainer, project_dir: str) -> CompressionResult:
+    def _run_as_worker(self, space: SearchSpace, trainer: Trainer,
+                       project_dir: str) -> CompressionResult:
         """Train the trials the chief hands out, then return the chief's result.
 
         The worker scores neither the base model nor the winner: the chief
@@ -447,7 +448,8 @@ def compress(
 
     Returns:
         The slim ``keras.Model`` (an unchanged copy, with a warning, when the
-        model already fits the target).
+        model already fits the target). Run with data as KerasTuner's chief
+        and workers, every process returns the chief's model.
 
     Raises:
         TypeError: ``model`` is not a functional or Sequential Keras model.
