@@ -14,7 +14,8 @@
   exactly where the saved one stopped.
 
 Both return the LayerNAS engine, whose history, best and Pareto front the
-caller reads the same way.
+caller reads the same way; a KerasTuner worker holds no engine (the chief does)
+and gets None.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from typing import Any, Callable
 
 import keras
 
+from keras_layernas._distributed import role
 from keras_layernas._report import write_atomically
 from keras_layernas.search import LayerNAS
 from keras_layernas.surgery.space import Arch, SearchSpace
@@ -154,35 +156,42 @@ def search_in_process(
 class CompressionTuner(LayerNASTuner):
     """Each trial: materialize the arch (inherited weights), fine-tune, score.
 
+    On a KerasTuner worker ``self.oracle`` is a gRPC client that knows neither
+    the space nor the trials, so architectures are decoded from the trial's
+    hyperparameters here and an ended trial is asked of the chief.
+
     Args:
         space: the search space.
         trainer: a :class:`~keras_layernas._training.Trainer`.
         epochs: fine-tuning epochs per trial.
         progress: where ended trials are reported.
+        target: ``(low, high)`` MAdds range of the search.
         **kwargs: :class:`LayerNASTuner` arguments.
     """
 
-    def __init__(self, space: SearchSpace, trainer: Any, epochs: int, progress: Progress, **kwargs):
-        super().__init__(space, objective=trainer.objective, **kwargs)
+    def __init__(self, space: SearchSpace, trainer: Any, epochs: int, progress: Progress,
+                 target: tuple[float, float], **kwargs):
+        super().__init__(space, objective=trainer.objective, target=target, **kwargs)
         self.space = space
         self.trainer = trainer
         self.epochs = epochs
         self.progress = progress
+        self.target = target
 
     def run_trial(self, trial, *args, **kwargs) -> dict[str, float]:
         strategy = self.distribution_strategy
         scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
         with scope:
-            model = self.space.materialize(self.oracle.architecture(trial))
+            model = self.space.materialize(self.space.decode(trial.hyperparameters.values))
             score = self.trainer.fine_tune(model, self.epochs)
         return {self.oracle.objective.name: score}
 
     def on_trial_end(self, trial) -> None:
         super().on_trial_end(trial)
-        ended = self.oracle.trials[trial.trial_id]
-        cost = self.space.cost(self.oracle.architecture(ended))
+        ended = self.oracle.get_trial(trial.trial_id)
+        cost = self.space.cost(self.space.decode(ended.hyperparameters.values))
         score = ended.score if ended.status == "COMPLETED" else None
-        low, high = self.oracle.target
+        low, high = self.target
         maximize = self.oracle.objective.direction == "max"
         self.progress.trial(cost, score, low <= cost <= high, maximize)
 
@@ -196,18 +205,25 @@ def search_with_tuner(
     project_name: str,
     overwrite: bool,
     progress: Progress,
-) -> LayerNAS:
+) -> LayerNAS | None:
     """Run the search through LayerNASOracle + :class:`CompressionTuner`.
+
+    Under KerasTuner's chief/worker variables the chief serves the oracle until
+    the search ends and workers train trials until the chief stops them.
 
     Returns:
         The oracle's LayerNAS engine after the search (finished, or stopped at
-        ``max_trials``).
+        ``max_trials``); None on a worker, whose oracle lives in the chief.
     """
+    worker = role() == "worker"
     tuner = CompressionTuner(
         space, trainer, epochs, progress,
-        directory=directory, project_name=project_name, overwrite=overwrite, **settings,
+        directory=directory, project_name=project_name,
+        # The chief owns the shared project: a worker starting later with
+        # overwrite=True would delete the oracle state the chief is writing.
+        overwrite=overwrite and not worker, **settings,
     )
     # KerasTuner's own display would print around every trial; Progress does.
     tuner.search(verbose=0)
-    return tuner.oracle.search
+    return None if worker else tuner.oracle.search
 

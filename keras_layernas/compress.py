@@ -24,6 +24,11 @@ How candidates are scored:
 If the trial budget ends before LayerNAS reaches an in-target candidate, the
 best candidates are completed to the target by a greedy rule
 (:mod:`keras_layernas._completion`) and the result says so.
+
+With data, the same script runs distributed under KerasTuner's ``KERASTUNER_*``
+variables: the chief serves the oracle, chooses, fine-tunes and publishes the
+result in ``directory``; every worker trains trials, then returns that same
+result (:mod:`keras_layernas._distributed`).
 """
 from __future__ import annotations
 
@@ -41,6 +46,7 @@ import keras_tuner
 
 from keras_layernas._callable_module import make_callable
 from keras_layernas._completion import complete_to_target
+from keras_layernas._distributed import clear_result, publish_result, role, wait_for_result
 from keras_layernas._drivers import Progress, search_in_process, search_with_tuner
 from keras_layernas._report import CompressionResult, layer_table
 from keras_layernas._scoring import WEIGHTINGS, RetainedImportance
@@ -126,7 +132,8 @@ class CompressionSearch:
         num_buckets: LayerNAS's cost buckets per layer (H).
         per_bucket: candidates kept per bucket (k).
         directory: where the search state lives, so that a search killed
-            half-way resumes there; None keeps nothing.
+            half-way resumes there; None keeps nothing. A distributed search
+            (``KERASTUNER_*`` variables set) needs one every process shares.
         overwrite: start over even if ``directory`` holds a search.
         input_shape: ``(height, width, channels)`` for a model whose input size
             is unknown; MAdds are counted at this size.
@@ -149,7 +156,8 @@ class CompressionSearch:
 
     Raises:
         TypeError: ``model`` is not a functional or Sequential Keras model.
-        ValueError: a bad argument (named in the message).
+        ValueError: a bad argument (named in the message), or a distributed
+            search with data but without ``directory``.
 
     Example:
         >>> import keras
@@ -200,6 +208,14 @@ class CompressionSearch:
                 "validation_data is only used to score fine-tuned candidates, which needs "
                 "training data too. Pass data=... as well, or drop validation_data for the "
                 "data-free search. Received: data=None."
+            )
+        if data is not None and directory is None and role() != "solo":
+            raise ValueError(
+                "A distributed search (KERASTUNER_ORACLE_IP is set) needs `directory`: a folder "
+                "the chief and every worker share, where the chief keeps the search state and "
+                "publishes the result the workers return. Pass directory=... (the same path "
+                f"on every process). Received: directory=None, KERASTUNER_TUNER_ID="
+                f"{os.environ.get('KERASTUNER_TUNER_ID')!r}."
             )
         self.model = model
         self.space = space if space is not None else SearchSpace.from_model(model, input_shape=input_shape)
@@ -265,8 +281,8 @@ class CompressionSearch:
         return Trainer(train, validation, self.objective, self.compile_kwargs,
                        fit_verbose=2 if self.verbose == 2 else 0)
 
-    def _search(self, space: SearchSpace, scorer: RetainedImportance, trainer: Trainer | None,
-                project_dir: str | None) -> LayerNAS:
+    def _search(self, space: SearchSpace, scorer: RetainedImportance | None,
+                trainer: Trainer | None, project_dir: str | None) -> LayerNAS | None:
         settings = dict(target=self.target, num_buckets=self.num_buckets,
                         per_bucket=self.per_bucket, seed=self.seed, max_trials=self.max_trials)
         if trainer is None:
@@ -373,12 +389,28 @@ class CompressionSearch:
             layers=layer_table(space, arch, self.model, slim, self.input_shape),
         )
 
+    def _run_as_worker(self, space: SearchSpace, trainer: Trainer,
+                       project_dir: str) -> CompressionResult:
+        """Train the trials the chief hands out, then return the chief's result.
+
+        The worker scores neither the base model nor the winner: the chief
+        does both, and its published weights make every process return the
+        same model.
+        """
+        self._search(space, None, trainer, project_dir)
+        result = wait_for_result(project_dir, space)
+        if self.verbose:
+            print(result.summary())
+        return result
+
     # -- public ------------------------------------------------------------------
     def run(self) -> CompressionResult:
         """Search, choose, rebuild (and with data fine-tune) the slim model.
 
         Returns:
-            A :class:`CompressionResult`; ``.model`` is the slim model.
+            A :class:`CompressionResult`; ``.model`` is the slim model. A
+            distributed worker returns the chief's result (same architecture,
+            the chief's final weights).
 
         Raises:
             ValueError: the target is below the smallest reachable model, data
@@ -391,13 +423,18 @@ class CompressionSearch:
         trainer = None if self.data is None else self._trainer()
         space = shrink_only(self.space) if trainer is None else self.space
         self._check_target(space)
+        project_dir = None if self.directory is None else os.path.join(self.directory, self.project_name)
+        distributed = role() if trainer is not None else "solo"
+        if distributed == "worker":
+            return self._run_as_worker(space, trainer, project_dir)
+        if distributed == "chief":
+            clear_result(project_dir)
         scorer = RetainedImportance(self.space, self.model, self.importance_weighting)
         sign = 1.0
         base_score = 1.0
         if trainer is not None:
             base_score = trainer.score(self.space.materialize(self.space.base_arch))
             sign = 1.0 if self.objective.direction == "max" else -1.0
-        project_dir = None if self.directory is None else os.path.join(self.directory, self.project_name)
         engine = self._search(space, scorer, trainer, project_dir)
         arch, completed, completion_trials = self._choose(space, engine, scorer, trainer)
         slim = space.materialize(arch)
@@ -405,6 +442,8 @@ class CompressionSearch:
         result = self._result(space, engine, arch, slim, completed, sign, started,
                               score=final_score, base_score=base_score,
                               completion_trials=completion_trials)
+        if distributed == "chief":
+            publish_result(project_dir, result)
         if self.verbose:
             print(result.summary())
         return result
@@ -444,7 +483,8 @@ def compress(
 
     Returns:
         The slim ``keras.Model`` (an unchanged copy, with a warning, when the
-        model already fits the target).
+        model already fits the target). Run with data as KerasTuner's chief
+        and workers, every process returns the chief's model.
 
     Raises:
         TypeError: ``model`` is not a functional or Sequential Keras model.

@@ -24,12 +24,13 @@ def job_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def start_job(workdir: Path, **env: str) -> subprocess.Popen:
+def start_job(workdir: Path, script: Path = JOB, **env: str) -> subprocess.Popen:
+    """Start ``script PROJECT_DIR LOG_PATH RESULT_PATH`` (``_search_job.py`` by default)."""
     workdir.mkdir(exist_ok=True)
     name = env.get("KERASTUNER_TUNER_ID", "solo")
     with open(workdir / f"{name}.out", "ab") as out:
         return subprocess.Popen(
-            [sys.executable, str(JOB), str(workdir / "project"), str(workdir / "log.jsonl"),
+            [sys.executable, str(script), str(workdir / "project"), str(workdir / "log.jsonl"),
              str(workdir / "result.json")],
             env=job_env(**env), cwd=str(REPO), stdout=out, stderr=subprocess.STDOUT,
         )
@@ -44,6 +45,16 @@ def run_job(workdir: Path, timeout: float = 240, **env: str) -> int:
         process.kill()
         process.wait()
         raise
+
+
+def wait_all(processes: list[subprocess.Popen], workdir: Path, timeout: float) -> list[int]:
+    """Exit codes of ``processes``; all are killed if one outlives ``timeout``."""
+    try:
+        return [p.wait(timeout=timeout) for p in processes]
+    except subprocess.TimeoutExpired:
+        for p in processes:
+            p.kill()
+        raise AssertionError(f"the processes did not finish in {timeout}s\n{output_of(workdir)}")
 
 
 def read_log(workdir: Path) -> list[dict]:

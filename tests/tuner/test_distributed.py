@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 
 import pytest
 
@@ -24,12 +23,7 @@ def start_cluster(workdir, mode, worker_env=None):
 
 
 def wait_all(processes, workdir):
-    try:
-        return [p.wait(timeout=TIMEOUT_S) for p in processes]
-    except subprocess.TimeoutExpired:
-        for p in processes:
-            p.kill()
-        raise AssertionError(f"cluster did not finish in {TIMEOUT_S}s\n{proc.output_of(workdir)}")
+    return proc.wait_all(processes, workdir, TIMEOUT_S)
 
 
 def assert_chief_matches_what_workers_reported(workdir):
