@@ -115,6 +115,30 @@ def prepare_data(
         ValueError: data without labels, mismatched lengths, an unknown data
             string, or no way to get validation data.
     """
+    make_train, validation = prepare_training(data, validation_data, input_shape, batch_size, preprocess)
+    return make_train(), validation
+
+
+def prepare_training(
+    data: Any,
+    validation_data: Any,
+    input_shape: Sequence[int],
+    batch_size: int = 32,
+    preprocess: Preprocess | None = None,
+) -> tuple[Callable[[], tf.data.Dataset], tf.data.Dataset]:
+    """Like :func:`prepare_data`, but training data comes from a factory.
+
+    Numpy and tfds/npz training data are shuffled with a fixed seed and a new
+    order every epoch; a pipeline built anew by the factory starts that
+    sequence from its first epoch. So a trial that builds its own pipeline sees
+    the same batches whatever ran before it in the process: trial scores do
+    not depend on the order of trials, on a resume or on which worker trains
+    the trial. A ``tf.data.Dataset`` passed by the user is returned as is.
+
+    Returns:
+        ``(make_train, validation)``: a zero-argument callable returning the
+        training dataset, and the validation dataset.
+    """
     input_rank = len(input_shape) + 1
     image_size = tuple(input_shape[:-1])
 
@@ -128,17 +152,22 @@ def prepare_data(
 
     if isinstance(data, str):
         train, test = _load_named(data)
-        train_ds = _images(one(train, "data"), image_size, preprocess)
+        one(train, "data")  # raises the labels error now rather than in a trial
+
+        def make_named() -> tf.data.Dataset:
+            return _images(one(train, "data"), image_size, preprocess)
+
         if validation_data is None:
             if test is None:
                 raise ValueError(
                     f"{data!r} has no test split; pass validation_data=... Received: "
                     "validation_data=None."
                 )
-            return train_ds, _images(one(test, "validation_data"), image_size, preprocess)
-        return train_ds, one(validation_data, "validation_data")
+            return make_named, _images(one(test, "validation_data"), image_size, preprocess)
+        return make_named, one(validation_data, "validation_data")
     if validation_data is not None:
-        return one(data, "data"), one(validation_data, "validation_data")
+        one(data, "data")
+        return (lambda: one(data, "data")), one(validation_data, "validation_data")
     if isinstance(data, tf.data.Dataset):
         raise ValueError(
             "With a tf.data.Dataset as `data`, pass validation_data=... too: candidates "
@@ -154,6 +183,6 @@ def prepare_data(
             "validation_data=... Received: validation_data=None."
         )
     return (
-        _from_arrays((x[:split], y[:split]), "data", batch_size, shuffle=True),
+        lambda: _from_arrays((x[:split], y[:split]), "data", batch_size, shuffle=True),
         _from_arrays((x[split:], y[split:]), "validation_data", batch_size),
     )

@@ -8,7 +8,7 @@ training batches before fine-tuning and again before every evaluation.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import keras
 import keras_tuner
@@ -92,7 +92,10 @@ class Trainer:
     """Fine-tunes and scores candidate models with one recipe.
 
     Args:
-        train: batched ``(x, y)`` training data.
+        train: batched ``(x, y)`` training data, or a zero-argument callable
+            returning it; a callable is called once per :meth:`fine_tune`, so
+            that every candidate sees the same batches (see
+            :func:`keras_layernas._data.prepare_training`).
         validation: batched ``(x, y)`` data the objective is measured on.
         objective: metric on validation data, e.g. ``"val_accuracy"``.
         compile_kwargs: ``model.compile`` arguments; None for
@@ -102,7 +105,7 @@ class Trainer:
 
     def __init__(
         self,
-        train: tf.data.Dataset,
+        train: tf.data.Dataset | Callable[[], tf.data.Dataset],
         validation: tf.data.Dataset,
         objective: str | keras_tuner.Objective = "val_accuracy",
         compile_kwargs: Mapping[str, Any] | None = None,
@@ -120,8 +123,13 @@ class Trainer:
         name = self.objective.name
         return name[len("val_"):] if name.startswith("val_") else name
 
-    def compile(self, model: keras.Model) -> None:
-        kwargs = dict(self.compile_kwargs or default_compile_kwargs(model, self.train.element_spec[1]))
+    def training_data(self) -> tf.data.Dataset:
+        """The training dataset (a fresh pipeline when built by a callable)."""
+        return self.train() if callable(self.train) else self.train
+
+    def compile(self, model: keras.Model, train: tf.data.Dataset | None = None) -> None:
+        labels = (train if train is not None else self.training_data()).element_spec[1]
+        kwargs = dict(self.compile_kwargs or default_compile_kwargs(model, labels))
         optimizer = kwargs.get("optimizer")
         if isinstance(optimizer, keras.optimizers.Optimizer):
             # An optimizer instance serves one model only: give each its own copy.
@@ -155,10 +163,11 @@ class Trainer:
         Returns:
             The objective after training, measured in inference mode.
         """
-        reestimate_batchnorm(model, self.train)
-        self.compile(model)
+        train = self.training_data()
+        reestimate_batchnorm(model, train)
+        self.compile(model, train)
         if epochs > 0:
             # shuffle=False: a Dataset cannot be shuffled by fit (prepare_data shuffles arrays)
-            model.fit(self.train, epochs=epochs, verbose=self.fit_verbose, shuffle=False)
-            reestimate_batchnorm(model, self.train)
+            model.fit(train, epochs=epochs, verbose=self.fit_verbose, shuffle=False)
+            reestimate_batchnorm(model, train)
         return self.score(model)

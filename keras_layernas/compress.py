@@ -272,10 +272,10 @@ class CompressionSearch:
         return DATA_FREE_SCORE if self.data is None else self.objective.name
 
     def _trainer(self) -> Trainer:
-        from keras_layernas._data import prepare_data
+        from keras_layernas._data import prepare_training
 
         input_shape = self.input_shape or tuple(self.model.inputs[0].shape[1:])
-        train, validation = prepare_data(
+        train, validation = prepare_training(
             self.data, self.validation_data, input_shape, self.batch_size, self.preprocess
         )
         return Trainer(train, validation, self.objective, self.compile_kwargs,

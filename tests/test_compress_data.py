@@ -5,8 +5,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_layernas._data import prepare_data
+import keras
+
+from keras_layernas._data import prepare_data, prepare_training
 from keras_layernas._drivers import Progress
+from keras_layernas._training import Trainer
 
 
 def arrays(n: int = 20, size: int = 8) -> tuple[np.ndarray, np.ndarray]:
@@ -24,6 +27,41 @@ def test_arrays_without_validation_hold_out_the_last_tenth():
     assert sum(sizes(train)) == 18 and sizes(validation) == [2]
     np.testing.assert_array_equal(next(iter(validation))[1], y[18:])
     assert sorted(np.concatenate([b[1] for b in train])) == sorted(y[:18])
+
+
+def _labels(ds: tf.data.Dataset) -> np.ndarray:
+    return np.concatenate([b[1] for b in ds])
+
+
+@pytest.mark.parametrize("validation", [None, "arrays"])
+def test_each_training_pipeline_starts_the_same_seeded_sequence_of_epochs(validation):
+    x, y = arrays(40)
+    y = np.arange(40)  # distinct labels show the order
+    make_train, _ = prepare_training((x, y), None if validation is None else arrays(8), (8, 8, 3),
+                                     batch_size=8)
+    first, second = make_train(), make_train()
+    first_epochs = [_labels(first), _labels(first)]
+    second_epochs = [_labels(second), _labels(second)]
+    np.testing.assert_array_equal(first_epochs, second_epochs)  # same batches, trial after trial
+    assert (first_epochs[0] != first_epochs[1]).any()  # and still a new order every epoch
+
+
+@pytest.mark.slow
+def test_a_trial_scores_the_same_whatever_trial_ran_before_it():
+    x, y = arrays(64, size=8)
+    make_train, validation = prepare_training((x, y), arrays(16, size=8), (8, 8, 3), batch_size=8)
+    trainer = Trainer(make_train, validation, "val_loss")
+
+    def candidate(width: int) -> keras.Model:
+        keras.utils.set_random_seed(1)
+        inputs = keras.Input((8, 8, 3))
+        h = keras.layers.BatchNormalization()(keras.layers.Conv2D(width, 3)(inputs))
+        outputs = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(h))
+        return keras.Model(inputs, outputs)
+
+    alone = trainer.fine_tune(candidate(8), 2)
+    trainer.fine_tune(candidate(4), 3)  # another trial in between
+    assert trainer.fine_tune(candidate(8), 2) == alone
 
 
 def test_unbatched_dataset_is_batched_and_batched_one_is_kept():
