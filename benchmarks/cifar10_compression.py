@@ -77,6 +77,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="fine-tuning epochs per trial; 0 scores inherited weights after BN re-estimation")
     parser.add_argument("--width-fractions", type=float, nargs="*", default=(0.25,),
                         help="width options besides the base and the uniform alphas' widths")
+    parser.add_argument("--methods", default="abcdef",
+                        help="which of (a)-(f) stage 2 runs; (c) needs (b)")
     parser.add_argument("--tau-candidates", type=int, default=20,
                         help="in-target trial candidates fine-tuned to rank the cheap scores")
     parser.add_argument("--trial-images", type=int, default=5_000, help="training images of one trial epoch")
@@ -372,9 +374,33 @@ def _data_free_rows(run: _Run, base: keras.Model, space: layernas.SearchSpace, t
     return rows
 
 
-def stage_compare(run: _Run) -> None:
-    """Stage 2: (a)-(e) at each uniform model's MAdds; results saved after each target."""
+def _layernas_row(run: _Run, base: keras.Model, space: layernas.SearchSpace, target_madds: int,
+                  alpha: float, scores: _Scores, start: str) -> tuple[dict, list[dict]]:
+    """(a) or (f): compress() with data from ``start``; returns its row and its trials."""
     args = run.args
+    started = time.perf_counter()
+    search = _RecordingSearch(
+        base, target_madds, data=run.trial_train, validation_data=run.validation,
+        tolerance=TOLERANCE, max_trials=args.max_trials, epochs_per_trial=args.trial_epochs,
+        space=space, compile_kwargs=trial_compile_kwargs(args.trial_lr), start=start,
+        verbose=min(args.verbose, 1), directory=run.work_dir / f"compress_{alpha}_{start}", overwrite=True,
+    )
+    with cifar.graph_optimizer(args.grappler_in_trials):
+        result = search.run()
+    search_s = time.perf_counter() - started
+    trials = [scores.trial(r.arch, r.cost, r.score, layer=r.layer)
+              for r in search.engine.history if r.score is not None]
+    arch = tuple(result.arch.values())
+    row = _describe(run, result.model, f"{start}_start", test_accuracy=final_finetune(run, result.model),
+                    search_s=round(search_s, 1), completed=result.completed, trials=result.trials,
+                    **scores(arch), arch={k: str(v) for k, v in result.arch.items()})
+    return row, trials
+
+
+def stage_compare(run: _Run) -> None:
+    """Stage 2: (a)-(f) at each uniform model's MAdds; results saved after each target."""
+    args = run.args
+    methods = set(args.methods)
     base = run.base_model or keras.models.load_model(run.work_dir / "base.keras")
     alpha_models = [keras.applications.MobileNetV2(
         input_shape=(args.input_size,) * 2 + (3,), alpha=a, weights=None, classes=10) for a in args.alphas]
@@ -392,56 +418,45 @@ def stage_compare(run: _Run) -> None:
             )
         target = ((1 - TOLERANCE) * target_madds, target_madds)
         label = f"{target_madds / base_madds:.0%}"
-        row: dict[str, Any] = {"alpha": alpha, "target_madds": target_madds, "share": target_madds / base_madds}
-
-        run.log(f"compare {label}: (b) uniform alpha {alpha}, inherited weights")
+        row: dict[str, Any] = {"alpha": alpha, "target_madds": target_madds, "share": target_madds / base_madds,
+                               "trials": {}}
         uniform = space.materialize(uniform_arch)
-        row["b_uniform_inherited"] = _describe(run, uniform, "b", test_accuracy=final_finetune(run, uniform),
-                                               **scores(uniform_arch))
-
-        run.log(f"compare {label}: (e) data-free compress()")
-        row["e_data_free"] = _data_free_rows(run, base, space, target_madds, scores)
-
-        run.log(f"compare {label}: (a) compress() with data, {args.max_trials} trials")
-        started = time.perf_counter()
-        search = _RecordingSearch(
-            base, target_madds, data=run.trial_train, validation_data=run.validation,
-            tolerance=TOLERANCE, max_trials=args.max_trials, epochs_per_trial=args.trial_epochs,
-            space=space, compile_kwargs=trial_compile_kwargs(args.trial_lr),
-            verbose=min(args.verbose, 1), directory=run.work_dir / f"compress_{alpha}", overwrite=True,
-        )
-        with cifar.graph_optimizer(args.grappler_in_trials):
-            result = search.run()
-        search_s = time.perf_counter() - started
-        a_trials = [scores.trial(r.arch, r.cost, r.score, layer=r.layer)
-                    for r in search.engine.history if r.score is not None]
-        arch = tuple(result.arch.values())
-        row["a_layernas"] = _describe(run, result.model, "a", test_accuracy=final_finetune(run, result.model),
-                                      search_s=round(search_s, 1), completed=result.completed,
-                                      trials=result.trials, **scores(arch),
-                                      arch={k: str(v) for k, v in result.arch.items()})
-
-        if run.args.stage == "compare":
-            run.refresh_sanity()
-        scratch = {r["alpha"]: r for r in run.payload["sanity"] if r["seed"] == 0}
-        measured = scratch.get(alpha, {"madds": target_madds, "params": uniform.count_params(),
-                                       "test_accuracy": float("nan")})  # nan: stage 1 not run yet
-        row["c_uniform_scratch"] = {**{k: measured[k] for k in ("madds", "params", "test_accuracy")},
-                                    "int8_latency_ms": row["b_uniform_inherited"]["int8_latency_ms"],
-                                    "note": "seed-0 model of the sanity stage; same architecture as (b), so (b)'s latency"}
-
-        run.log(f"compare {label}: (d) RandomSearch, {args.max_trials} trials")
-        started = time.perf_counter()
-        with cifar.graph_optimizer(args.grappler_in_trials):
-            best_arch, d_trials = random_search(run, space, target, scores)
-        search_s = time.perf_counter() - started
-        best = space.materialize(best_arch)
-        row["d_random"] = _describe(run, best, "d", test_accuracy=final_finetune(run, best),
-                                    search_s=round(search_s, 1), **scores(best_arch))
-        row["trials"] = {"a": a_trials, "d": d_trials}
+        if "b" in methods or "c" in methods:
+            run.log(f"compare {label}: (b) uniform alpha {alpha}, inherited weights")
+            row["b_uniform_inherited"] = _describe(run, uniform, "b", test_accuracy=final_finetune(run, uniform),
+                                                   **scores(uniform_arch))
+        if "e" in methods:
+            run.log(f"compare {label}: (e) data-free compress()")
+            row["e_data_free"] = _data_free_rows(run, base, space, target_madds, scores)
+        for method, start in (("a", "base"), ("f", "uniform")):
+            if method in methods:
+                run.log(f"compare {label}: ({method}) compress() with data from the {start} "
+                        f"architecture, {args.max_trials} trials")
+                key = "a_layernas" if method == "a" else "f_layernas_uniform_start"
+                row[key], row["trials"][method] = _layernas_row(run, base, space, target_madds, alpha,
+                                                                scores, start)
+        if "c" in methods:
+            if run.args.stage == "compare":
+                run.refresh_sanity()
+            scratch = {r["alpha"]: r for r in run.payload["sanity"] if r["seed"] == 0}
+            measured = scratch.get(alpha, {"madds": target_madds, "params": uniform.count_params(),
+                                           "test_accuracy": float("nan")})  # nan: stage 1 not run yet
+            row["c_uniform_scratch"] = {**{k: measured[k] for k in ("madds", "params", "test_accuracy")},
+                                        "int8_latency_ms": row["b_uniform_inherited"]["int8_latency_ms"],
+                                        "note": "seed-0 model of the sanity stage; same architecture as (b), so (b)'s latency"}
+        if "d" in methods:
+            run.log(f"compare {label}: (d) RandomSearch, {args.max_trials} trials")
+            started = time.perf_counter()
+            with cifar.graph_optimizer(args.grappler_in_trials):
+                best_arch, row["trials"]["d"] = random_search(run, space, target, scores)
+            search_s = time.perf_counter() - started
+            best = space.materialize(best_arch)
+            row["d_random"] = _describe(run, best, "d", test_accuracy=final_finetune(run, best),
+                                        search_s=round(search_s, 1), **scores(best_arch))
         run.payload["compare"].append(row)
         run.save()
-    stage_rank_check(run, space, scores)
+    if args.tau_candidates:
+        stage_rank_check(run, space, scores)
 
 
 def _spread_pick(trials: list[dict], count: int) -> list[dict]:
@@ -467,7 +482,7 @@ def stage_rank_check(run: _Run, space: layernas.SearchSpace, scores: _Scores) ->
     checked = []
     for row in run.payload["compare"]:
         low = (1 - TOLERANCE) * row["target_madds"]
-        pool = [t for t in row["trials"]["a"] + row["trials"]["d"] if low <= t["madds"] <= row["target_madds"]]
+        pool = [t for m in ("a", "d") for t in row["trials"].get(m, []) if low <= t["madds"] <= row["target_madds"]]
         for trial in _spread_pick(pool, per_target):
             arch = tuple(next(o for o in opts if str(o) == text) for opts, text in zip(options.values(), trial["arch"]))
             run.log(f"rank check {len(checked) + 1}: {row['share']:.0%} target")
@@ -514,10 +529,12 @@ def write_report(payload: dict, name: str) -> None:
     if payload["compare"]:
         rows = []
         for row in payload["compare"]:
-            methods = [(row["a_layernas"], "(a) LayerNAS compress(), data"),
-                       (row["b_uniform_inherited"], "(b) uniform, inherited"),
-                       (row["c_uniform_scratch"], "(c) uniform, scratch"),
-                       (row["d_random"], "(d) RandomSearch, data")]
+            labels = {"a_layernas": "(a) LayerNAS compress(), data",
+                      "b_uniform_inherited": "(b) uniform, inherited",
+                      "c_uniform_scratch": "(c) uniform, scratch",
+                      "d_random": "(d) RandomSearch, data",
+                      "f_layernas_uniform_start": "(f) LayerNAS compress(start='uniform'), data"}
+            methods = [(row[key], label) for key, label in labels.items() if key in row]
             methods += [(r, f"(e) data-free compress(), {w}") for w, r in row.get("e_data_free", {}).items()]
             for r, label in methods:
                 rows.append([f"{row['share']:.0%}", label, _pct(r["test_accuracy"]), f"{r['madds'] / 1e6:.2f}",
@@ -548,9 +565,10 @@ def _plot(payload: dict, name: str) -> None:
         ax.scatter([r["madds"] / 1e6 for r in sanity], [100 * r["test_accuracy"] for r in sanity],
                    marker="o", color="gray", label="uniform, from scratch (each seed)")
     markers = {"a_layernas": ("*", "LayerNAS compress()"), "b_uniform_inherited": ("s", "uniform, inherited"),
-               "d_random": ("^", "RandomSearch")}
+               "d_random": ("^", "RandomSearch"), "f_layernas_uniform_start": ("P", "LayerNAS, uniform start")}
     for key, (marker, label) in markers.items():
-        points = [(row[key]["madds"] / 1e6, 100 * row[key]["test_accuracy"]) for row in payload["compare"]]
+        points = [(row[key]["madds"] / 1e6, 100 * row[key]["test_accuracy"])
+                  for row in payload["compare"] if key in row]
         if points:
             ax.scatter(*zip(*points), marker=marker, s=80, label=label)
     ax.set_xlabel("MAdds (M)")

@@ -49,7 +49,7 @@ from keras_layernas._completion import complete_to_target
 from keras_layernas._distributed import clear_result, publish_result, role, wait_for_result
 from keras_layernas._drivers import Progress, search_in_process, search_with_tuner
 from keras_layernas._report import CompressionResult, layer_table
-from keras_layernas._scoring import WEIGHTINGS, RetainedImportance
+from keras_layernas._scoring import WEIGHTINGS, RetainedImportance, option_width
 from keras_layernas._training import Trainer, as_objective
 from keras_layernas.profile import count_madds
 from keras_layernas.search import LayerNAS
@@ -88,6 +88,66 @@ def shrink_only(space: SearchSpace) -> SearchSpace:
         else:
             options = layer.options
         layers.append(dataclasses.replace(layer, options=options))
+    return SearchSpace(layers, space.cost, space.materialize)
+
+
+def uniform_arch(space: SearchSpace, target: tuple[float, float]) -> Arch:
+    """The architecture scaling every width of ``space`` by one factor, near ``target``.
+
+    Each width-searching layer takes the option whose width is nearest
+    ``f * base width`` (base kernel kept); ``f`` is found by bisection on the
+    cost. What a user would get from a uniform width multiplier, as a point of
+    this space.
+
+    Returns:
+        An architecture inside ``target`` when one factor lands there, else the
+        dearest one below ``target[1]`` (the range is narrower than a step).
+
+    Example:
+        >>> space = SearchSpace.from_options({"a": [8, 6, 4, 2], "b": [8, 6, 4, 2]},
+        ...                                  cost_fn=lambda v: v["a"] * 10 + v["b"])
+        >>> uniform_arch(space, (40, 50))
+        (4, 4)
+    """
+    def scaled(factor: float) -> Arch:
+        arch = []
+        for layer, base in zip(space.layers, space.base_arch):
+            if layer.kind == "kernel":
+                arch.append(base)
+                continue
+            kernel = getattr(base, "kernel", None)
+            same_kernel = [o for o in layer.options if getattr(o, "kernel", None) == kernel]
+            target_width = factor * option_width(layer, base)
+            arch.append(min(same_kernel, key=lambda o: (abs(option_width(layer, o) - target_width),
+                                                        -option_width(layer, o))))
+        return tuple(arch)
+
+    low, high = target
+    lo, hi = 0.0, 1.0
+    below = scaled(0.0)
+    for _ in range(50):
+        arch = scaled((lo + hi) / 2)
+        cost = space.cost(arch)
+        if low <= cost <= high:
+            return arch
+        if cost > high:
+            hi = (lo + hi) / 2
+        else:
+            below, lo = arch, (lo + hi) / 2
+    return below
+
+
+def start_from(space: SearchSpace, arch: Arch) -> SearchSpace:
+    """The same space with ``arch``'s options first, so LayerNAS starts from ``arch``.
+
+    LayerNAS fills the layers it has not searched yet with option 0 (the base
+    model's); with data and a budget inside one pass, its in-target candidates
+    then all come from one greedy chain away from the base. Starting from an
+    in-target architecture makes every candidate a one-layer change of a model
+    of about the target's cost.
+    """
+    layers = [dataclasses.replace(layer, options=(option,) + tuple(o for o in layer.options if o != option))
+              for layer, option in zip(space.layers, arch)]
     return SearchSpace(layers, space.cost, space.materialize)
 
 
@@ -153,6 +213,9 @@ class CompressionSearch:
         importance_weighting: how the data-free score (also used to rank greedy
             completions) weighs layers: ``"equal"`` or ``"layers"`` (see
             :mod:`keras_layernas._scoring`).
+        start: the architecture LayerNAS fills unsearched layers with:
+            ``"base"`` (the paper's choice, the base model) or ``"uniform"``
+            (:func:`uniform_arch`, every width scaled by one factor to the target).
 
     Raises:
         TypeError: ``model`` is not a functional or Sequential Keras model.
@@ -195,6 +258,7 @@ class CompressionSearch:
         space: SearchSpace | None = None,
         project_name: str = "compress",
         importance_weighting: str = "equal",
+        start: str = "base",
     ):
         _check_number("target_madds", target_madds, 1, math.inf)
         _check_number("tolerance", tolerance, 1e-9, 1 - 1e-9)
@@ -234,6 +298,9 @@ class CompressionSearch:
             raise ValueError(f"importance_weighting must be one of {WEIGHTINGS}. "
                              f"Received: importance_weighting={importance_weighting!r}.")
         self.importance_weighting = importance_weighting
+        if start not in ("base", "uniform"):
+            raise ValueError(f"start must be 'base' or 'uniform'. Received: start={start!r}.")
+        self.start = start
 
     # -- the steps of run() --------------------------------------------------------
     def _check_target(self, space: SearchSpace) -> None:
@@ -386,7 +453,7 @@ class CompressionSearch:
                  "arch": arch_strings(r.arch)}
                 for r in engine.pareto_front()
             ],
-            layers=layer_table(space, arch, self.model, slim, self.input_shape),
+            layers=layer_table(self.space, arch, self.model, slim, self.input_shape),
         )
 
     def _run_as_worker(self, space: SearchSpace, trainer: Trainer,
@@ -423,6 +490,8 @@ class CompressionSearch:
         trainer = None if self.data is None else self._trainer()
         space = shrink_only(self.space) if trainer is None else self.space
         self._check_target(space)
+        if self.start == "uniform":
+            space = start_from(space, uniform_arch(space, self.target))
         project_dir = None if self.directory is None else os.path.join(self.directory, self.project_name)
         distributed = role() if trainer is not None else "solo"
         if distributed == "worker":
