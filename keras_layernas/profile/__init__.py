@@ -16,6 +16,7 @@ from keras_layernas._callable_module import make_callable
 
 # public name -> private module that defines it
 _EXPORTS = {
+    "LatencyModel": "_latency",
     "LayerCost": "_profile",
     "Profile": "_profile",
     "count_madds": "_profile",
