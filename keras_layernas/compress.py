@@ -484,6 +484,7 @@ class CompressionSearch:
         project_dir = None if self.directory is None else os.path.join(self.directory, self.project_name)
         engine = self._search(space, scorer, trainer, project_dir)
         arch, completed = self._choose(space, engine, scorer, data_free=trainer is None)
+        arch = space.check_arch(arch)  # a resumed state holds plain tuples, not KernelWidths
         slim = space.materialize(arch)
         final_score = scorer(arch) if trainer is None else trainer.fine_tune(slim, self.finetune_epochs)
         latency = None

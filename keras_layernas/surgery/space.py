@@ -170,20 +170,31 @@ class SearchSpace:
 
     # -- helpers -----------------------------------------------------------------
     def check_arch(self, arch: Sequence) -> Arch:
-        """Return ``arch`` as a tuple after checking arity and membership."""
+        """Return ``arch`` as a tuple of this space's own option objects.
+
+        A value equal to an option is replaced by the option itself, so that
+        e.g. a plain ``(5, 96)`` restored from a saved search state becomes the
+        ``KernelWidth(5, 96)`` that reports and materialize read fields of.
+
+        Raises:
+            ValueError: wrong arity, or a value that is no option of its layer.
+        """
         arch = tuple(arch)
         if len(arch) != len(self.layers):
             raise ValueError(
                 f"An architecture needs one value per searchable layer "
                 f"({len(self.layers)}); received {len(arch)} values: {arch!r}."
             )
+        canonical = []
         for layer, value in zip(self.layers, arch):
-            if value not in layer.options:
+            try:
+                canonical.append(layer.options[layer.options.index(value)])
+            except ValueError:
                 raise ValueError(
                     f"{value!r} is not an option of layer {layer.name!r}; "
                     f"expected one of {list(layer.options)}."
-                )
-        return arch
+                ) from None
+        return tuple(canonical)
 
     def as_dict(self, arch: Sequence) -> dict[str, Any]:
         """``{layer name: value}`` for ``arch``."""
