@@ -104,7 +104,8 @@ MNV2_035 = ["mobilenet_v2", "--alpha", "0.35", "--input-size", "96", "--classes"
 
 
 @pytest.mark.parametrize("command, options", [
-    ("compress", ("MODEL", "--target-madds", "--tolerance", "--data", "--max-trials",
+    ("compress", ("MODEL", "--target-madds", "--target-latency-ms", "--calibration-archs",
+                  "--tolerance", "--data", "--max-trials",
                   "--epochs-per-trial", "--finetune-epochs", "--int8", "--out", "--overwrite")),
     ("space", ("MODEL", "--num-buckets", "--per-bucket", "--json", "--alpha")),
     ("export", ("MODEL", "--out", "--int8", "--float16", "--data", "--input-size")),
@@ -170,3 +171,11 @@ def test_export_writes_float16_and_int8_files(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "random inputs" in captured.err
     assert (tmp_path / "f16.tflite").stat().st_size > 0 and (tmp_path / "i8.tflite").stat().st_size > 0
+
+
+def test_compress_takes_one_target_only(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["compress", *MNV2_035, "--target-madds", "6e6", "--target-latency-ms", "3"])
+    assert exit_info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
