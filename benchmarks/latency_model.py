@@ -202,7 +202,7 @@ def _markdown(payload: dict, quick: bool) -> str:
         f"({min(h['measured_ms'] for h in held):.2f}-{max(h['measured_ms'] for h in held):.2f} ms "
         "measured):",
         "",
-        markdown_table(["predictor", "Spearman vs measured", "median |error|"], rows),
+        markdown_table(["predictor", "Spearman vs measured", "median abs. error"], rows),
         "",
         f"compress(target_latency_ms={compress['target_ms']}, data-free, fresh calibration): "
         f"predicted {compress['predicted_ms']:.2f} ms (target range "

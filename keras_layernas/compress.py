@@ -1,4 +1,4 @@
-"""``layernas.compress``: shrink a Keras model to a MAdds target in one call.
+"""``layernas.compress``: shrink a Keras model to a MAdds (or latency) target in one call.
 
 The model's coupled channels and depthwise kernels become a search space
 (:meth:`SearchSpace.from_model`); LayerNAS searches it layer by layer for the
@@ -20,6 +20,11 @@ How candidates are scored:
   ``epochs_per_trial`` epochs and scores ``objective`` on validation data in
   inference mode. Trials run through LayerNASOracle and a KerasTuner tuner, so
   a search killed half-way resumes from ``directory``.
+
+With ``target_latency_ms`` (``cost="latency"``) the cost is single-thread
+TFLite latency instead: a :class:`~keras_layernas.LatencyModel` fitted to a
+few measured architectures predicts it in microseconds, the search runs on the
+prediction, and the chosen model is measured for real.
 
 If the trial budget ends before LayerNAS reaches an in-target candidate, the
 best candidates are completed to the target by a greedy rule

@@ -454,6 +454,17 @@ def test_latency_search_lands_its_prediction_in_target_and_a_resume_measures_not
     assert (tmp_path / "pareto.png").stat().st_size > 0
 
 
+def test_latency_target_above_the_base_prediction_returns_an_unchanged_copy(monkeypatch):
+    monkeypatch.setattr(layernas.LatencyCost, "__call__",
+                        lambda self, model, key: 0.05 + layernas.count_madds(model) / 1e8)
+    model = depthwise_cnn_32()
+    with pytest.warns(UserWarning, match=r"ms \(predicted latency\), within target_latency_ms"):
+        result = CompressionSearch(model, target_latency_ms=10.0, calibration_archs=3,
+                                   verbose=0).run()
+    assert result.madds == result.base_madds == layernas.count_madds(model)
+    assert result.latency["measured_ms"] == result.latency["base_measured_ms"]
+
+
 @pytest.mark.slow
 def test_latency_search_on_real_tflite_timings_reports_predicted_and_measured(tmp_path):
     model = depthwise_cnn_32()
