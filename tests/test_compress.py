@@ -465,6 +465,14 @@ def test_latency_target_above_the_base_prediction_returns_an_unchanged_copy(monk
     assert result.latency["measured_ms"] == result.latency["base_measured_ms"]
 
 
+def test_latency_target_below_the_cheapest_prediction_names_the_minimum_in_ms(monkeypatch):
+    monkeypatch.setattr(layernas.LatencyCost, "__call__",
+                        lambda self, model, key: 0.05 + layernas.count_madds(model) / 1e8)
+    with pytest.raises(ValueError, match=r"target_latency_ms=0\.01 is below .* \d\S* ms \(predicted"):
+        CompressionSearch(depthwise_cnn_32(), target_latency_ms=0.01, calibration_archs=3,
+                          verbose=0).run()
+
+
 @pytest.mark.slow
 def test_latency_search_on_real_tflite_timings_reports_predicted_and_measured(tmp_path):
     model = depthwise_cnn_32()
