@@ -10,8 +10,9 @@ On MobileNetV2 (random weights, the data-free search space of compress()), in on
 * runs one data-free ``CompressionSearch(target_latency_ms=..., cost="latency")`` with a
   fresh calibration: predicted vs measured latency of the result, end-to-end seconds.
 
-Every latency is the median of ``--runs`` single-thread (num_threads=1) float32 LiteRT
-inferences; the machine is shared and loaded, hence one thread and medians.
+Every latency is the lowest of 5 medians of 20 single-thread (num_threads=1) float32
+LiteRT inferences of one exported file; the machine is shared and loaded, hence one
+thread, medians and the least disturbed block.
 
 Run: ``python -m benchmarks.latency_model`` from the repository root (``--quick``: MobileNetV2
 0.35 at 96x96, fewer architectures).
@@ -32,7 +33,6 @@ import numpy as np
 
 from benchmarks._report import RESULTS, markdown_table, write_json, write_section
 from keras_layernas.compress import CompressionSearch, shrink_only
-from keras_layernas.export import LatencyCost
 from keras_layernas.profile import LatencyModel
 from keras_layernas.profile._latency import fit_nonnegative
 from keras_layernas.surgery import SearchSpace
@@ -83,10 +83,9 @@ def main() -> None:
     calibration = [(space.decode(dict(zip(space.names, m["arch"]))), m["latency_ms"])
                    for m in latency_model.measurements]
 
-    timer = LatencyCost(runs=runs, num_threads=1)
     held_out = []
     for number, arch in enumerate(held_out_archs(space, num_held_out, {a for a, _ in calibration})):
-        measured = timer(space.materialize(arch), key=number)
+        measured = latency_model.measure(space.materialize(arch))
         held_out.append((arch, measured))
         print(f"held-out {number + 1}/{num_held_out}: {measured:.3f} ms")
 
@@ -117,7 +116,7 @@ def main() -> None:
 
     payload = {
         "model": f"MobileNetV2 alpha={alpha} {size}x{size} weights=None, data-free space",
-        "settings": {"runs": runs, "num_threads": 1, "statistic": "median",
+        "settings": {**latency_model.settings, "statistic": "lowest median of the repeats",
                      "calibration_archs": num_calibration, "held_out_archs": num_held_out},
         "fit": latency_model.to_dict(),
         "calibration_wall_seconds": calibration_seconds,
@@ -187,9 +186,10 @@ def _markdown(payload: dict, quick: bool) -> str:
         "## Latency as the cost: a calibrated per-layer TFLite latency model"
         + (" (--quick)" if quick else ""),
         "",
-        f"`python -m benchmarks.latency_model`; {payload['model']}. Every latency is the median "
-        f"of {settings['runs']} float32 LiteRT inferences with num_threads=1 (the machine is "
-        "shared and loaded: one thread and medians keep timings comparable).",
+        f"`python -m benchmarks.latency_model`; {payload['model']}. Every latency is the lowest "
+        f"of {settings['repeats']} medians of {settings['runs']} float32 LiteRT inferences with "
+        "num_threads=1 (the machine is shared and loaded by other jobs: one thread, medians and "
+        "the least disturbed block keep timings comparable).",
         "",
         f"Calibration: {settings['calibration_archs']} architectures measured in "
         f"{payload['calibration_wall_seconds']:.0f} s wall "

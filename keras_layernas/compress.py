@@ -50,7 +50,6 @@ from keras_layernas._drivers import Progress, search_in_process, search_with_tun
 from keras_layernas._report import CompressionResult, layer_table
 from keras_layernas._scoring import RetainedImportance
 from keras_layernas._training import Trainer, as_objective
-from keras_layernas.export import LatencyCost
 from keras_layernas.profile import LatencyModel, count_madds
 from keras_layernas.search import LayerNAS
 from keras_layernas.surgery.space import Arch, SearchLayer, SearchSpace
@@ -397,12 +396,12 @@ class CompressionSearch:
         """Predicted and measured latency of ``arch`` and of the base, and the fit.
 
         The base was measured as the first calibration architecture; ``slim``
-        (None when it is the base) is exported and measured once here.
+        (None when it is the base) is exported and measured here, the same way.
         """
         base = latency_model.measurements[0]
         measured = base["latency_ms"]
         if slim is not None:
-            measured = LatencyCost(runs=self.latency_runs, num_threads=1)(slim, key="result")
+            measured = latency_model.measure(slim)
         return {
             "predicted_ms": latency_model.predict(arch),
             "measured_ms": measured,

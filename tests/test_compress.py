@@ -15,6 +15,7 @@ from keras_layernas import _drivers
 from keras_layernas._completion import complete_to_target
 from keras_layernas._scoring import RetainedImportance
 from keras_layernas._training import Trainer, reestimate_batchnorm
+from keras_layernas.profile import _latency
 from keras_layernas.compress import CompressionSearch, shrink_only
 from keras_layernas.surgery import SearchSpace
 
@@ -421,11 +422,11 @@ def test_latency_search_lands_its_prediction_in_target_and_a_resume_measures_not
 ):
     timed = []
 
-    def madds_proportional_timing(self, model, key):  # a fake, exactly linear machine
-        timed.append(key)
+    def madds_proportional_timing(model, **settings):  # a fake, exactly linear machine
+        timed.append(settings)
         return 0.05 + layernas.count_madds(model) / 1e8
 
-    monkeypatch.setattr(layernas.LatencyCost, "__call__", madds_proportional_timing)
+    monkeypatch.setattr(_latency, "measure_model_latency", madds_proportional_timing)
     model = depthwise_cnn_32()
     base_ms = 0.05 + layernas.count_madds(model) / 1e8
     search = dict(target_latency_ms=0.6 * base_ms, calibration_archs=4, directory=tmp_path,
@@ -455,8 +456,8 @@ def test_latency_search_lands_its_prediction_in_target_and_a_resume_measures_not
 
 
 def test_latency_target_above_the_base_prediction_returns_an_unchanged_copy(monkeypatch):
-    monkeypatch.setattr(layernas.LatencyCost, "__call__",
-                        lambda self, model, key: 0.05 + layernas.count_madds(model) / 1e8)
+    monkeypatch.setattr(_latency, "measure_model_latency",
+                        lambda model, **settings: 0.05 + layernas.count_madds(model) / 1e8)
     model = depthwise_cnn_32()
     with pytest.warns(UserWarning, match=r"ms \(predicted latency\), within target_latency_ms"):
         result = CompressionSearch(model, target_latency_ms=10.0, calibration_archs=3,
@@ -466,8 +467,8 @@ def test_latency_target_above_the_base_prediction_returns_an_unchanged_copy(monk
 
 
 def test_latency_target_below_the_cheapest_prediction_names_the_minimum_in_ms(monkeypatch):
-    monkeypatch.setattr(layernas.LatencyCost, "__call__",
-                        lambda self, model, key: 0.05 + layernas.count_madds(model) / 1e8)
+    monkeypatch.setattr(_latency, "measure_model_latency",
+                        lambda model, **settings: 0.05 + layernas.count_madds(model) / 1e8)
     with pytest.raises(ValueError, match=r"target_latency_ms=0\.01 is below .* \d\S* ms \(predicted"):
         CompressionSearch(depthwise_cnn_32(), target_latency_ms=0.01, calibration_archs=3,
                           verbose=0).run()
@@ -478,7 +479,7 @@ def test_latency_search_on_real_tflite_timings_reports_predicted_and_measured(tm
     model = depthwise_cnn_32()
     space = shrink_only(SearchSpace.from_model(model))
     calibration = layernas.LatencyModel.calibrate(
-        space, num_archs=4, runs=10, cache=tmp_path / "compress.latency.json")
+        space, num_archs=4, runs=10, repeats=5, cache=tmp_path / "compress.latency.json")
     target = 0.6 * calibration.predict(space.base_arch)
     # Same directory and settings: compress reuses these 4 measurements.
     result = CompressionSearch(model, target_latency_ms=target, cost="latency",

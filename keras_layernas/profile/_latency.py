@@ -19,6 +19,7 @@ import itertools
 import json
 import os
 import random
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -31,6 +32,37 @@ _CACHE_FORMAT = 1
 # Fractions of each layer's option list (sorted by cost) that give the
 # uniformly slimmed calibration architectures between base and cheapest.
 _UNIFORM_FRACTIONS = (0.25, 0.5, 0.75)
+
+
+def measure_model_latency(
+    model: Any, runs: int = 20, warmup: int = 3, num_threads: int = 1, repeats: int = 5
+) -> float:
+    """Lowest of ``repeats`` median latencies (ms) of ``model`` as a float32 TFLite file.
+
+    On a shared machine other processes can slow a whole block of runs, and
+    then its median too; the fastest of several blocks is the least disturbed
+    estimate. The model is exported once (:func:`keras_layernas.export_tflite`)
+    and each block is one :func:`keras_layernas.measure_latency` call.
+
+    Args:
+        model: a built ``keras.Model`` with a fixed input size.
+        runs: timed inferences per block.
+        warmup: untimed inferences before each block.
+        num_threads: interpreter threads.
+        repeats: blocks (>= 1).
+
+    Returns:
+        Milliseconds per inference.
+    """
+    from keras_layernas.export import _check_count, export_tflite, measure_latency
+
+    _check_count("repeats", repeats, minimum=1)
+    with tempfile.TemporaryDirectory(prefix="layernas_latency_") as folder:
+        path = export_tflite(model, Path(folder) / "candidate.tflite")
+        return min(
+            measure_latency(path, runs=runs, warmup=warmup, num_threads=num_threads)
+            for _ in range(repeats)
+        )
 
 
 def calibration_archs(space: SearchSpace, num_archs: int, seed: int = 0) -> list[Arch]:
@@ -137,12 +169,14 @@ class LatencyModel:
         intercept: fixed ms per inference (interpreter overhead, frozen layers).
         measurements: the calibration records, ``{"arch", "latency_ms",
             "seconds"}`` each (``arch`` as ``space.encode`` values).
+        settings: how they were timed (:func:`measure_model_latency`
+            arguments); :meth:`measure` times other models the same way.
 
     Example:
         >>> from keras_layernas.surgery.space import SearchLayer
         >>> space = SearchSpace([SearchLayer("a", "width", (4, 2))], cost_fn=lambda arch: arch[0],
         ...                     features_fn=lambda arch: {"conv_madds": 10 * arch[0]})
-        >>> model = LatencyModel(space, {"conv_madds": 0.05}, 0.5, [])
+        >>> model = LatencyModel(space, {"conv_madds": 0.05}, 0.5, [], {})
         >>> model.predict((4,)), model.predict((2,))
         (2.5, 1.5)
     """
@@ -153,11 +187,13 @@ class LatencyModel:
         weights: dict[str, float],
         intercept: float,
         measurements: Sequence[dict],
+        settings: dict[str, int],
     ):
         self.space = space
         self.weights = dict(weights)
         self.intercept = float(intercept)
         self.measurements = list(measurements)
+        self.settings = dict(settings)
         self._weight_items = list(self.weights.items())
 
     def predict(self, arch: Sequence) -> float:
@@ -166,6 +202,10 @@ class LatencyModel:
         return self.intercept + sum(w * features[name] for name, w in self._weight_items)
 
     __call__ = predict
+
+    def measure(self, model: Any) -> float:
+        """Real latency (ms) of ``model``, timed like the calibration architectures."""
+        return measure_model_latency(model, **self.settings)
 
     @property
     def calibration_seconds(self) -> float:
@@ -199,6 +239,7 @@ class LatencyModel:
         runs: int = 20,
         warmup: int = 3,
         num_threads: int = 1,
+        repeats: int = 5,
         cache: str | os.PathLike | None = None,
         seed: int = 0,
         verbose: int = 0,
@@ -206,7 +247,7 @@ class LatencyModel:
         """Measure ``num_archs`` architectures of ``space`` and fit the model.
 
         Each architecture is materialized, exported to a float32 ``.tflite``
-        file and timed with LiteRT (:class:`keras_layernas.LatencyCost`).
+        file and timed with LiteRT (:func:`measure_model_latency`).
 
         Args:
             space: a space from ``SearchSpace.from_model`` (it needs
@@ -217,6 +258,7 @@ class LatencyModel:
             warmup: untimed inferences first.
             num_threads: interpreter threads; 1 keeps timings comparable on a
                 busy machine.
+            repeats: blocks of ``runs``; the fastest block's median counts.
             cache: JSON file of measurements, updated atomically after each
                 one, so an interrupted or repeated calibration measures only
                 what is missing; None keeps nothing.
@@ -230,19 +272,19 @@ class LatencyModel:
             ValueError: a bad count, a space without ``features``, or a cache
                 file measured with other settings or for another space.
         """
-        from keras_layernas.export import LatencyCost, _check_count
+        from keras_layernas.export import _check_count
 
         _check_count("num_archs", num_archs, minimum=3)
         _check_count("num_threads", num_threads, minimum=1)
+        _check_count("repeats", repeats, minimum=1)
         if not space.has_features:
             raise ValueError(
                 "A latency model reads per-op cost features of the space, and this space "
                 "has none. Received: a SearchSpace without features_fn; build it with "
                 "SearchSpace.from_model(model)."
             )
-        timer = LatencyCost(runs=runs, warmup=warmup, num_threads=num_threads)
         settings = {"runs": runs, "warmup": warmup, "num_threads": num_threads,
-                    "quantize": None}
+                    "repeats": repeats}
         store = _MeasurementStore(cache, settings, space.names)
         archs = calibration_archs(space, num_archs, seed)
         for number, arch in enumerate(archs, 1):
@@ -250,7 +292,7 @@ class LatencyModel:
             record = store.get(key)
             if record is None:
                 started = time.perf_counter()
-                latency = timer(space.materialize(arch), key=json.dumps(list(key.values())))
+                latency = measure_model_latency(space.materialize(arch), **settings)
                 record = {"arch": list(key.values()), "latency_ms": latency,
                           "seconds": time.perf_counter() - started}
                 store.put(key, record)
@@ -258,16 +300,19 @@ class LatencyModel:
                     print(f"latency calibration {number}/{len(archs)}: {latency:.3f} ms "
                           f"({record['seconds']:.1f} s)")
         measurements = [store.get(space.encode(arch)) for arch in archs]
-        return cls.fit(space, measurements)
+        return cls.fit(space, measurements, settings)
 
     @classmethod
-    def fit(cls, space: SearchSpace, measurements: Sequence[dict]) -> "LatencyModel":
+    def fit(cls, space: SearchSpace, measurements: Sequence[dict],
+            settings: dict[str, int] | None = None) -> "LatencyModel":
         """Fit weights to measured latencies (relative squared error, weights >= 0).
 
         Args:
             space: the space the measured architectures belong to.
             measurements: ``{"arch": encoded values, "latency_ms", "seconds"}``
                 records, as :meth:`calibrate` stores them.
+            settings: :func:`measure_model_latency` arguments they were timed
+                with (used by :meth:`measure`); None for its defaults.
 
         Returns:
             The fitted ``LatencyModel``.
@@ -288,7 +333,7 @@ class LatencyModel:
         # Dividing each row by its latency turns the fit into relative error.
         coefficients = fit_nonnegative(design / latencies[:, None], np.ones(len(latencies)))
         weights = {n: float(w) for n, w in zip(names, coefficients[1:])}
-        return cls(space, weights, float(coefficients[0]), measurements)
+        return cls(space, weights, float(coefficients[0]), measurements, settings or {})
 
 
 class _MeasurementStore:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import keras_layernas as layernas
-from keras_layernas import export
 from keras_layernas.profile import LatencyModel
+from keras_layernas.profile import _latency
 from keras_layernas.profile._latency import calibration_archs, fit_nonnegative
 from keras_layernas.surgery import SearchSpace
 from keras_layernas.surgery.space import SearchLayer
@@ -142,13 +142,16 @@ def test_calibration_archs_start_at_base_and_cheapest_and_are_seeded(cnn_space):
 # -- calibration on real TFLite timings ------------------------------------------------
 @pytest.mark.slow
 def test_calibration_fit_reproduces_measured_latencies(cnn_space, tmp_path):
-    model = LatencyModel.calibrate(cnn_space, num_archs=6, runs=10, cache=tmp_path / "c.json")
+    model = LatencyModel.calibrate(cnn_space, num_archs=6, runs=10, repeats=3,
+                                   cache=tmp_path / "c.json")
     assert len(model.measurements) == 6
     assert all(w >= 0 for w in model.weights.values()) and model.intercept >= 0
     # timings on a shared machine are noisy; the fit must still be close to them
     assert np.median(np.abs(model.errors())) < 0.25
     assert model.predict(cnn_space.base_arch) > model.predict(calibration_archs(cnn_space, 2)[1])
     assert model.calibration_seconds > 0
+    measured = model.measure(cnn_space.materialize(cnn_space.base_arch))
+    assert measured == pytest.approx(model.measurements[0]["latency_ms"], rel=0.5)
 
 
 def test_cache_is_reused_so_a_second_calibration_measures_only_new_archs(
@@ -156,16 +159,17 @@ def test_cache_is_reused_so_a_second_calibration_measures_only_new_archs(
 ):
     measured = []
 
-    def fake_timing(self, model, key):  # the real export + timing is the slow test above
-        measured.append(key)
+    def fake_timing(model, **settings):  # the real export + timing is the slow test above
+        measured.append(settings)
         return 0.1 * len(measured)
 
-    monkeypatch.setattr(export.LatencyCost, "__call__", fake_timing)
+    monkeypatch.setattr(_latency, "measure_model_latency", fake_timing)
     cache = tmp_path / "latency.json"
     first = LatencyModel.calibrate(cnn_space, num_archs=3, cache=cache)
     assert len(measured) == 3
     saved = json.loads(cache.read_text())
-    assert saved["settings"]["num_threads"] == 1
+    assert saved["settings"] == measured[0] == {"runs": 20, "warmup": 3, "num_threads": 1,
+                                                 "repeats": 5}
     assert sorted(m["latency_ms"] for m in saved["measurements"].values()) == pytest.approx(
         [0.1, 0.2, 0.3])
 
@@ -200,6 +204,6 @@ def test_latency_model_is_exported_at_the_top_level():
 def test_predict_of_a_hand_made_model_is_the_weighted_sum():
     space = SearchSpace([SearchLayer("a", "width", (4, 2))], cost_fn=lambda arch: arch[0],
                         features_fn=lambda arch: {"conv_madds": 10 * arch[0], "activations": 1})
-    model = LatencyModel(space, {"conv_madds": 0.05, "activations": 0.25}, 0.5, [])
+    model = LatencyModel(space, {"conv_madds": 0.05, "activations": 0.25}, 0.5, [], {})
     assert model.predict((4,)) == pytest.approx(0.5 + 2.0 + 0.25)
     assert model((2,)) == pytest.approx(0.5 + 1.0 + 0.25)
