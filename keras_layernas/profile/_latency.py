@@ -29,6 +29,10 @@ import numpy as np
 from keras_layernas.surgery.space import Arch, SearchSpace
 
 _CACHE_FORMAT = 1
+# A calibration architecture the fit misses by more than this is timed once
+# more: on a loaded machine a whole measurement can run slow (MobileNetV2's
+# base once measured 14.8 ms, 6.9 ms a minute later).
+_REMEASURE_ERROR = 0.25
 # Fractions of each layer's option list (sorted by cost) that give the
 # uniformly slimmed calibration architectures between base and cheapest.
 _UNIFORM_FRACTIONS = (0.25, 0.5, 0.75)
@@ -247,7 +251,9 @@ class LatencyModel:
         """Measure ``num_archs`` architectures of ``space`` and fit the model.
 
         Each architecture is materialized, exported to a float32 ``.tflite``
-        file and timed with LiteRT (:func:`measure_model_latency`).
+        file and timed with LiteRT (:func:`measure_model_latency`). Any the
+        first fit misses by more than 25% is timed once more and the faster
+        time kept, then the model is fitted again.
 
         Args:
             space: a space from ``SearchSpace.from_model`` (it needs
@@ -289,18 +295,33 @@ class LatencyModel:
         archs = calibration_archs(space, num_archs, seed)
         for number, arch in enumerate(archs, 1):
             key = space.encode(arch)
-            record = store.get(key)
-            if record is None:
+            if store.get(key) is None:
                 started = time.perf_counter()
                 latency = measure_model_latency(space.materialize(arch), **settings)
-                record = {"arch": list(key.values()), "latency_ms": latency,
-                          "seconds": time.perf_counter() - started}
-                store.put(key, record)
+                store.put(key, {"arch": list(key.values()), "latency_ms": latency,
+                                "seconds": time.perf_counter() - started, "remeasured": False})
                 if verbose:
-                    print(f"latency calibration {number}/{len(archs)}: {latency:.3f} ms "
-                          f"({record['seconds']:.1f} s)")
+                    print(f"latency calibration {number}/{len(archs)}: {latency:.3f} ms")
         measurements = [store.get(space.encode(arch)) for arch in archs]
-        return cls.fit(space, measurements, settings)
+        model = cls.fit(space, measurements, settings)
+        # Only a disturbed timing is too slow, so the faster of two counts; a
+        # point the model truly misses measures the same again and stays.
+        outliers = [
+            arch for arch, error in zip(archs, model.errors())
+            if abs(error) > _REMEASURE_ERROR and not store.get(space.encode(arch))["remeasured"]
+        ]
+        for arch in outliers:
+            record = dict(store.get(space.encode(arch)))
+            started = time.perf_counter()
+            again = measure_model_latency(space.materialize(arch), **settings)
+            if verbose:
+                print(f"latency calibration: re-timed {record['latency_ms']:.3f} ms as {again:.3f} ms")
+            record.update(latency_ms=min(record["latency_ms"], again), remeasured=True,
+                          seconds=record["seconds"] + time.perf_counter() - started)
+            store.put(space.encode(arch), record)
+        if not outliers:
+            return model
+        return cls.fit(space, [store.get(space.encode(arch)) for arch in archs], settings)
 
     @classmethod
     def fit(cls, space: SearchSpace, measurements: Sequence[dict],
