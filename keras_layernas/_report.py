@@ -232,7 +232,7 @@ class CompressionResult:
         if self.latency is not None:
             lat = self.latency
             lines[-3:-3] = [
-                f"Latency (TFLite float32, 1 thread, median): {lat['base_measured_ms']:.2f} ms -> "
+                f"Latency (TFLite float32, 1 thread, best of 5 medians): {lat['base_measured_ms']:.2f} ms -> "
                 f"{lat['measured_ms']:.2f} ms measured, {lat['predicted_ms']:.2f} ms predicted "
                 f"(target {self.target[0]:.2f}-{self.target[1]:.2f} ms)",
                 f"Latency model: {lat['calibration_archs']} architectures measured in "

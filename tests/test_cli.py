@@ -179,3 +179,17 @@ def test_compress_takes_one_target_only(capsys):
     assert exit_info.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
 
+
+
+@pytest.mark.slow
+def test_compress_to_a_latency_target_reports_predicted_and_measured_latency(tmp_path, capsys):
+    out = tmp_path / "slim"
+    status = cli.main(["compress", *MNV2_035, "--target-latency-ms", "0.2", "--calibration-archs",
+                       "4", "--max-trials", "50", "--out", str(out), "--quiet"])
+    assert status == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["cost"] == "latency"
+    low, high = report["target"]
+    assert low <= report["latency"]["predicted_ms"] <= high == 0.2
+    assert report["latency"]["measured_ms"] > 0 and report["latency"]["calibration_archs"] == 4
+    assert (out / "search" / "compress.latency.json").exists()  # measurements kept for a resume

@@ -446,7 +446,7 @@ def test_latency_search_lands_its_prediction_in_target_and_a_resume_measures_not
     resumed = CompressionSearch(model, **search).run()
     assert len(timed) == 4 + 1 + 1  # only the chosen model is measured again
     assert resumed.arch == result.arch
-    assert "Latency (TFLite float32, 1 thread, median)" in resumed.summary()
+    assert "Latency (TFLite float32, 1 thread, best of 5 medians)" in resumed.summary()
     report = tmp_path / "report.json"
     resumed.save_report(str(report))
     assert json.loads(report.read_text())["latency"]["predicted_ms"] == pytest.approx(
