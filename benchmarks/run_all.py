@@ -68,6 +68,8 @@ BENCHMARKS = (
     Benchmark("cifar10_compression", ("--smoke",),
               "--smoke: 600 images, 1 epoch, 3 trials; checks the script end to end and "
               "writes no table (its section keeps the last full run)"),
+    Benchmark("latency_model", ("--quick",),
+              "MobileNetV2 0.35 at 96x96, 6 calibration and 8 held-out architectures"),
     Benchmark("speed_summary", ("--quick",), "fewer repeats and trials"),
 )
 

@@ -33,6 +33,7 @@ _EXPORTS = {
     "measure_latency": "keras_layernas.export",
     "to_tf_keras": "keras_layernas.export",
     "LatencyCost": "keras_layernas.export",
+    "LatencyModel": "keras_layernas.profile",
 }
 # subpackages reachable as attributes (layernas.spaces.paper_space(...))
 _SUBMODULES = {"search", "profile", "surgery", "tuner", "spaces", "export", "cli"}

@@ -47,30 +47,36 @@ class Progress:
         verbose: 0 silent, 1 a bar, 2 one line per trial.
         score_name: what the score is called in the bar.
         every: update the bar every this many trials (cheap trials).
+        cost_unit: ``(name, scale)`` the cost is shown in: MAdds in millions
+            by default, ``("ms", 1.0)`` for a latency search.
     """
 
-    def __init__(self, total: int | None, verbose: int, score_name: str, every: int = 1):
+    def __init__(self, total: int | None, verbose: int, score_name: str, every: int = 1,
+                 cost_unit: tuple[str, float] = ("MMAdds", 1e6)):
         self.verbose = verbose
         self.score_name = score_name
         self.every = every
+        self.cost_name, self.cost_scale = cost_unit
         self.best: float | None = None
-        self.best_madds: float | None = None
+        self.best_cost: float | None = None
         self._done = 0
         self._bar = None
         if verbose == 1:
             self._bar = keras.utils.Progbar(
-                total, stateful_metrics=["best_" + score_name, "best_MMAdds"], unit_name="trial"
+                total, stateful_metrics=["best_" + score_name, "best_" + self.cost_name],
+                unit_name="trial",
             )
 
-    def trial(self, madds: float, score: float | None, in_target: bool, maximize: bool = True) -> None:
+    def trial(self, cost: float, score: float | None, in_target: bool, maximize: bool = True) -> None:
         """Record one ended trial."""
         self._done += 1
         if score is not None and in_target and math.isfinite(score):
             if self.best is None or (score > self.best if maximize else score < self.best):
-                self.best, self.best_madds = score, madds
+                self.best, self.best_cost = score, cost
         if self.verbose == 2:
             shown = "failed" if score is None else f"{score:.4f}"
-            print(f"trial {self._done}: {madds / 1e6:.2f} MMAdds, {self.score_name} {shown}"
+            print(f"trial {self._done}: {cost / self.cost_scale:.2f} {self.cost_name}, "
+                  f"{self.score_name} {shown}"
                   f"{' (in target)' if in_target else ''}", flush=True)
         elif self._bar is not None and self._done % self.every == 0:
             self._update()
@@ -78,7 +84,8 @@ class Progress:
     def _update(self) -> None:
         values = []
         if self.best is not None:
-            values = [("best_" + self.score_name, self.best), ("best_MMAdds", self.best_madds / 1e6)]
+            values = [("best_" + self.score_name, self.best),
+                      ("best_" + self.cost_name, self.best_cost / self.cost_scale)]
         self._bar.update(self._done, values=values)
 
     def close(self) -> None:

@@ -82,7 +82,8 @@ class CompressionResult:
     Attributes:
         model: the slim Keras model (weights inherited from the base model).
         arch: ``{searchable layer: chosen option}``.
-        target: ``(low, high)`` MAdds range the model lies in.
+        target: ``(low, high)`` range of the search's cost the model lies in
+            (MAdds, or predicted ms when ``cost == "latency"``).
         base_madds, madds: MAdds per sample before/after.
         base_params, params: parameter counts before/after.
         score_name: what ``score`` measures (``"retained_importance"`` without
@@ -95,9 +96,17 @@ class CompressionResult:
         trials: number of evaluated candidates.
         search_seconds: wall time of the search (completion and final
             fine-tuning included).
-        history: every trial: ``{"id", "layer", "madds", "score", "arch"}``.
+        history: every trial: ``{"id", "layer", "madds", "score"}``, plus
+            ``"latency_ms"`` (predicted) when searched under latency.
         pareto_front: best candidate per cost bucket of the last layer.
         layers: the per-layer table (see :func:`layer_table`).
+        cost: what the search minimized towards the target: ``"madds"`` or
+            ``"latency"``.
+        latency: with ``cost == "latency"``: ``predicted_ms`` and
+            ``measured_ms`` of the result, ``base_predicted_ms`` and
+            ``base_measured_ms``, the fit (``weights``, ``intercept_ms``) and
+            its calibration (``calibration_archs``, ``calibration_seconds``,
+            ``calibration_median_abs_error``); None otherwise.
     """
 
     model: keras.Model
@@ -116,6 +125,8 @@ class CompressionResult:
     history: list[dict] = field(default_factory=list)
     pareto_front: list[dict] = field(default_factory=list)
     layers: list[dict] = field(default_factory=list)
+    cost: str = "madds"
+    latency: dict | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Everything but the model, JSON-ready."""
@@ -132,6 +143,8 @@ class CompressionResult:
             "completed": self.completed,
             "trials": self.trials,
             "search_seconds": self.search_seconds,
+            "cost": self.cost,
+            "latency": self.latency,
             "layers": self.layers,
             "pareto_front": self.pareto_front,
             "history": self.history,
@@ -148,20 +161,26 @@ class CompressionResult:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
+        # The x axis is the search's own cost, the one the target range is in.
+        key, scale, label = ("madds", 1e6, "MAdds (millions)")
+        chosen = self.madds
+        if self.cost == "latency":
+            key, scale, label = ("latency_ms", 1.0, "predicted TFLite latency (ms)")
+            chosen = self.latency["predicted_ms"]
         fig, ax = plt.subplots(figsize=(7, 4.5))
         scored = [h for h in self.history if h["score"] is not None]
-        ax.scatter([h["madds"] / 1e6 for h in scored], [h["score"] for h in scored],
+        ax.scatter([h[key] / scale for h in scored], [h["score"] for h in scored],
                    s=4, c="0.7", label=f"trials ({len(self.history)})")
-        front = sorted(self.pareto_front, key=lambda p: p["madds"])
+        front = sorted(self.pareto_front, key=lambda p: p[key])
         if front:
-            ax.plot([p["madds"] / 1e6 for p in front], [p["score"] for p in front],
+            ax.plot([p[key] / scale for p in front], [p["score"] for p in front],
                     "-o", ms=3, c="tab:blue", label="Pareto front (last layer)")
-        ax.axvspan(self.target[0] / 1e6, self.target[1] / 1e6, color="tab:green", alpha=0.15,
-                   label="target range")
+        ax.axvspan(self.target[0] / scale, self.target[1] / scale, color="tab:green",
+                   alpha=0.15, label="target range")
         if self.score is not None:
-            ax.plot([self.madds / 1e6], [self.score], "*", ms=14, c="tab:red",
+            ax.plot([chosen / scale], [self.score], "*", ms=14, c="tab:red",
                     label="chosen" + (" (completed)" if self.completed else ""))
-        ax.set_xlabel("MAdds (millions)")
+        ax.set_xlabel(label)
         ax.set_ylabel(self.score_name)
         ax.legend(loc="lower right", fontsize=8)
         ax.grid(alpha=0.3)
@@ -197,16 +216,29 @@ class CompressionResult:
         base = "n/a" if self.base_score is None else f"{self.base_score:.4f}"
         score = "n/a" if self.score is None else f"{self.score:.4f}"
         other = 1 - sum(r["madds_share"] for r in self.layers)
+        if self.cost == "madds":
+            madds_target = f" (target {self.target[0] / 1e6:.2f}-{self.target[1] / 1e6:.2f} M)"
+        else:
+            madds_target = ""
         lines += [
             f"(layers no option changes: {other:.1%} of the slim MAdds)",
             "",
-            f"MAdds:  {self.base_madds / 1e6:.2f} M -> {self.madds / 1e6:.2f} M "
-            f"(target {self.target[0] / 1e6:.2f}-{self.target[1] / 1e6:.2f} M)",
+            f"MAdds:  {self.base_madds / 1e6:.2f} M -> {self.madds / 1e6:.2f} M{madds_target}",
             f"Params: {self.base_params / 1e6:.3f} M -> {self.params / 1e6:.3f} M",
             f"{self.score_name}: {base} -> {score}",
             f"{self.trials} trials in {self.search_seconds:.1f} s"
             + ("; chosen by greedy completion to the target" if self.completed else ""),
         ]
+        if self.latency is not None:
+            lat = self.latency
+            lines[-3:-3] = [
+                f"Latency (TFLite float32, 1 thread, best of 5 medians): {lat['base_measured_ms']:.2f} ms -> "
+                f"{lat['measured_ms']:.2f} ms measured, {lat['predicted_ms']:.2f} ms predicted "
+                f"(target {self.target[0]:.2f}-{self.target[1]:.2f} ms)",
+                f"Latency model: {lat['calibration_archs']} architectures measured in "
+                f"{lat['calibration_seconds']:.0f} s, median error "
+                f"{lat['calibration_median_abs_error']:.1%} on them",
+            ]
         return "\n".join(lines)
 
     def __str__(self) -> str:

@@ -120,23 +120,34 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command
 def compress(parser: argparse.ArgumentParser) -> Handler:
-    """Shrink a model to a MAdds budget and write the slim model, TFLite, report and plot.
+    """Shrink a model to a MAdds or latency budget; write the slim model, TFLite, report, plot.
 
     Without --data the search is data-free (retained weight importance: fast,
     but no accuracy measurement; fine-tune the result on real data). With
     --data every candidate is fine-tuned and scored on validation accuracy.
     Writes OUT/model.keras, OUT/model.tflite (and OUT/model_int8.tflite with
     --int8), OUT/report.json and OUT/pareto.png; the search state lives in
-    OUT/search, so running the same command again resumes.
+    OUT/search, so running the same command again resumes. --target-latency-ms
+    searches on a latency model fitted to --calibration-archs measured
+    architectures (single-thread float32 TFLite, this machine) instead of MAdds;
+    its measurements are cached in OUT/search too.
 
     examples:
       layernas compress mobilenet_v2 --target-madds 150e6
+      layernas compress mobilenet_v2 --target-latency-ms 15
       layernas compress model.keras --target-madds 60e6 --data npz:cifar.npz --max-trials 20
       layernas compress mobilenet_v2 --alpha 0.35 --input-size 96 --classes 10 \\
           --target-madds 6e6 --data tfds:cifar10 --int8 --out slim_cifar
     """
     _add_model_arguments(parser)
-    parser.add_argument("--target-madds", type=float, required=True, help="MAdds budget, e.g. 150e6")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--target-madds", type=float, default=None, help="MAdds budget, e.g. 150e6")
+    target.add_argument("--target-latency-ms", type=float, default=None,
+                        help="budget of median single-thread float32 TFLite latency (ms) on "
+                             "this machine, e.g. 15")
+    parser.add_argument("--calibration-archs", type=_positive_int, default=12,
+                        help="architectures measured to fit the latency model "
+                             "(with --target-latency-ms; default: 12)")
     parser.add_argument("--tolerance", type=float, default=0.05,
                         help="result within [(1 - tolerance) x target, target] (default: 0.05)")
     parser.add_argument("--data", default=None, help="tfds:NAME or npz:PATH (default: data-free)")
@@ -161,7 +172,8 @@ def compress(parser: argparse.ArgumentParser) -> Handler:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         result = layernas.CompressionSearch(
-            model, args.target_madds, data=args.data, tolerance=args.tolerance,
+            model, args.target_madds, target_latency_ms=args.target_latency_ms,
+            calibration_archs=args.calibration_archs, data=args.data, tolerance=args.tolerance,
             max_trials=args.max_trials, epochs_per_trial=args.epochs_per_trial,
             finetune_epochs=args.finetune_epochs, directory=str(out / "search"),
             overwrite=args.overwrite, input_shape=input_shape, verbose=0 if args.quiet else 1,

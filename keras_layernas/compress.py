@@ -1,4 +1,4 @@
-"""``layernas.compress``: shrink a Keras model to a MAdds target in one call.
+"""``layernas.compress``: shrink a Keras model to a MAdds (or latency) target in one call.
 
 The model's coupled channels and depthwise kernels become a search space
 (:meth:`SearchSpace.from_model`); LayerNAS searches it layer by layer for the
@@ -20,6 +20,11 @@ How candidates are scored:
   ``epochs_per_trial`` epochs and scores ``objective`` on validation data in
   inference mode. Trials run through LayerNASOracle and a KerasTuner tuner, so
   a search killed half-way resumes from ``directory``.
+
+With ``target_latency_ms`` (``cost="latency"``) the cost is single-thread
+TFLite latency instead: a :class:`~keras_layernas.LatencyModel` fitted to a
+few measured architectures predicts it in microseconds, the search runs on the
+prediction, and the chosen model is measured for real.
 
 If the trial budget ends before LayerNAS reaches an in-target candidate, the
 best candidates are completed to the target by a greedy rule
@@ -51,13 +56,14 @@ from keras_layernas._drivers import Progress, search_in_process, search_with_tun
 from keras_layernas._report import CompressionResult, layer_table
 from keras_layernas._scoring import WEIGHTINGS, RetainedImportance, option_width
 from keras_layernas._training import Trainer, as_objective
-from keras_layernas.profile import count_madds
+from keras_layernas.profile import LatencyModel, count_madds
 from keras_layernas.search import LayerNAS
 from keras_layernas.surgery.space import Arch, SearchLayer, SearchSpace
 
 __all__ = ["CompressionResult", "CompressionSearch", "compress"]
 
 DATA_FREE_SCORE = "retained_importance"
+COSTS = ("madds", "latency")
 # Trials between two progress-bar updates of the data-free search (a trial is
 # microseconds; redrawing the bar every trial would dominate the run time).
 _DATA_FREE_BAR_EVERY = 1000
@@ -88,7 +94,38 @@ def shrink_only(space: SearchSpace) -> SearchSpace:
         else:
             options = layer.options
         layers.append(dataclasses.replace(layer, options=options))
-    return SearchSpace(layers, space.cost, space.materialize)
+    features = space.features if space.has_features else None
+    return SearchSpace(layers, space.cost, space.materialize, features)
+
+
+def _resolve_cost(target_madds: Any, target_latency_ms: Any, cost: Any) -> tuple[str, float]:
+    """``(cost, target)`` from the one target given, checked against ``cost``.
+
+    Raises:
+        ValueError: no target, two targets, an unknown cost, or a cost that
+            does not match the target.
+    """
+    if cost not in (None, *COSTS):
+        raise ValueError(f"`cost` must be one of {COSTS}. Received: cost={cost!r}.")
+    if (target_madds is None) == (target_latency_ms is None):
+        raise ValueError(
+            "Give exactly one target: target_madds=... (MAdds budget) or "
+            "target_latency_ms=... (TFLite latency budget, with cost='latency'). "
+            f"Received: target_madds={target_madds!r}, target_latency_ms={target_latency_ms!r}."
+        )
+    given = "madds" if target_madds is not None else "latency"
+    if cost is not None and cost != given:
+        wanted = "target_madds" if cost == "madds" else "target_latency_ms"
+        raise ValueError(
+            f"cost={cost!r} searches under a {wanted} budget, but "
+            f"{'target_madds' if given == 'madds' else 'target_latency_ms'} was given. "
+            f"Pass {wanted}=... instead, or cost={given!r}."
+        )
+    if given == "madds":
+        _check_number("target_madds", target_madds, 1, math.inf)
+        return given, float(target_madds)
+    _check_number("target_latency_ms", target_latency_ms, 1e-6, math.inf)
+    return given, float(target_latency_ms)
 
 
 def uniform_arch(space: SearchSpace, target: tuple[float, float]) -> Arch:
@@ -179,6 +216,15 @@ class CompressionSearch:
     Args:
         model: a trained functional or Sequential Keras model.
         target_madds: the MAdds budget per sample (e.g. ``150e6``).
+        target_latency_ms: instead of ``target_madds``, a budget of median
+            single-thread float32 TFLite latency in ms (``cost="latency"``):
+            the search runs on a latency model calibrated on
+            ``calibration_archs`` measured architectures
+            (:class:`keras_layernas.LatencyModel`), and the result is measured.
+        cost: ``"madds"`` or ``"latency"``; None follows the target given.
+        calibration_archs: architectures measured to fit the latency model
+            (each one a TFLite export, seconds).
+        latency_runs: timed inferences per latency measurement (median).
         data: training data for scored trials: ``(x, y)`` arrays, a
             ``tf.data.Dataset`` of ``(x, y)``, ``"tfds:NAME"`` or ``"npz:PATH"``;
             None for the data-free search.
@@ -236,8 +282,12 @@ class CompressionSearch:
     def __init__(
         self,
         model: keras.Model,
-        target_madds: float,
+        target_madds: float | None = None,
         *,
+        target_latency_ms: float | None = None,
+        cost: str | None = None,
+        calibration_archs: int = 12,
+        latency_runs: int = 20,
         data: Any = None,
         validation_data: Any = None,
         tolerance: float = 0.05,
@@ -260,8 +310,10 @@ class CompressionSearch:
         importance_weighting: str = "equal",
         start: str = "base",
     ):
-        _check_number("target_madds", target_madds, 1, math.inf)
+        self.cost, target = _resolve_cost(target_madds, target_latency_ms, cost)
         _check_number("tolerance", tolerance, 1e-9, 1 - 1e-9)
+        _check_number("calibration_archs", calibration_archs, 3, math.inf, integer=True)
+        _check_number("latency_runs", latency_runs, 1, math.inf, integer=True)
         _check_number("epochs_per_trial", epochs_per_trial, 0, math.inf, integer=True)
         _check_number("finetune_epochs", finetune_epochs, 0, math.inf, integer=True)
         _check_number("verbose", verbose, 0, 2, integer=True)
@@ -283,7 +335,8 @@ class CompressionSearch:
             )
         self.model = model
         self.space = space if space is not None else SearchSpace.from_model(model, input_shape=input_shape)
-        self.target = ((1 - tolerance) * float(target_madds), float(target_madds))
+        self.target = ((1 - tolerance) * target, target)
+        self.calibration_archs, self.latency_runs = calibration_archs, latency_runs
         self.data, self.validation_data = data, validation_data
         self.max_trials = max_trials
         self.epochs_per_trial, self.finetune_epochs = epochs_per_trial, finetune_epochs
@@ -312,19 +365,32 @@ class CompressionSearch:
             cheapest.append(layer.options[costs.index(min(costs))])
         minimum = space.cost(tuple(cheapest))
         if minimum > self.target[1]:
+            reachable = (f"{minimum:.4g} MAdds ({minimum / 1e6:.2f} M" if self.cost == "madds"
+                         else f"{minimum:.4g} ms (predicted")
             raise ValueError(
-                f"target_madds={self.target[1]:.4g} is below the smallest model this search "
-                f"space can reach: {minimum:.4g} MAdds ({minimum / 1e6:.2f} M; every layer "
-                "at its narrowest option). Raise the target, or pass space=SearchSpace."
-                "from_model(model, width_options=...) with narrower widths."
+                f"{self._target_name}={self.target[1]:.4g} is below the smallest model this "
+                f"search space can reach: {reachable}; every layer at its narrowest option). "
+                "Raise the target, or pass space=SearchSpace.from_model(model, "
+                "width_options=...) with narrower widths."
             )
 
-    def _unchanged(self, base_madds: int, started: float) -> CompressionResult:
+    @property
+    def _cost_unit(self) -> tuple[str, float]:
+        return ("MMAdds", 1e6) if self.cost == "madds" else ("ms", 1.0)
+
+    @property
+    def _target_name(self) -> str:
+        return "target_madds" if self.cost == "madds" else "target_latency_ms"
+
+    def _unchanged(self, base_cost: float, started: float,
+                   latency: dict | None) -> CompressionResult:
+        unit = "MAdds" if self.cost == "madds" else "ms (predicted latency)"
         warnings.warn(
-            f"The model already has {base_madds:.4g} MAdds, within target_madds="
+            f"The model already has {base_cost:.4g} {unit}, within {self._target_name}="
             f"{self.target[1]:.4g}: returning an unchanged copy. Lower the target to compress.",
             stacklevel=3,
         )
+        base_madds = int(self.space.cost(self.space.base_arch))
         copy = keras.models.clone_model(self.model)
         copy.set_weights(self.model.get_weights())
         params = self.model.count_params()
@@ -332,7 +398,8 @@ class CompressionSearch:
             model=copy, arch=self.space.as_dict(self.space.base_arch), target=self.target,
             base_madds=base_madds, madds=base_madds, base_params=params, params=params,
             score_name=self._score_name(), score=None, base_score=None, completed=False,
-            trials=0, search_seconds=time.perf_counter() - started,
+            trials=0, search_seconds=time.perf_counter() - started, cost=self.cost,
+            latency=latency,
         )
 
     def _score_name(self) -> str:
@@ -354,11 +421,13 @@ class CompressionSearch:
                         per_bucket=self.per_bucket, seed=self.seed, max_trials=self.max_trials)
         if trainer is None:
             progress = Progress(self.max_trials, self.verbose, DATA_FREE_SCORE,
-                                every=1 if self.max_trials else _DATA_FREE_BAR_EVERY)
+                                every=1 if self.max_trials else _DATA_FREE_BAR_EVERY,
+                                cost_unit=self._cost_unit)
             engine = search_in_process(space, scorer, settings, project_dir, self.overwrite, progress)
         else:
             settings["max_trials"] = self.max_trials or sum(len(o) for o in space.options)
-            progress = Progress(settings["max_trials"], self.verbose, self.objective.name)
+            progress = Progress(settings["max_trials"], self.verbose, self.objective.name,
+                                cost_unit=self._cost_unit)
             with tempfile.TemporaryDirectory(prefix="layernas-") as scratch:
                 engine = search_with_tuner(
                     space, trainer, self.epochs_per_trial, settings, self.directory or scratch,
@@ -408,7 +477,7 @@ class CompressionSearch:
                 space.materialize(arch), self.epochs_per_trial)
             candidates.append((sign * score, arch, True))
             if trainer is not None:
-                completion_trials.append({"madds": space.cost(arch), "score": score,
+                completion_trials.append({**self._cost_fields(arch, space.cost(arch)), "score": score,
                                           "arch": _ArchStrings(space)(arch)})
         if not candidates:
             raise RuntimeError(
@@ -419,9 +488,54 @@ class CompressionSearch:
         score, arch, completed = max(candidates, key=lambda c: c[0])
         return arch, completed, completion_trials
 
+    def _calibrate(self, space: SearchSpace) -> LatencyModel:
+        """The latency model of ``space``, its measurements cached beside the search.
+
+        The cache sits in ``directory`` next to the project folder (not in it:
+        ``overwrite`` lets KerasTuner delete that folder), so a resumed run
+        re-measures nothing; ``overwrite`` measures again.
+        """
+        cache = None
+        if self.directory is not None:
+            os.makedirs(self.directory, exist_ok=True)
+            cache = os.path.join(self.directory, f"{self.project_name}.latency.json")
+            if self.overwrite and os.path.exists(cache):
+                os.remove(cache)
+        return LatencyModel.calibrate(
+            space, num_archs=self.calibration_archs, runs=self.latency_runs, num_threads=1,
+            cache=cache, seed=self.seed, verbose=1 if self.verbose == 2 else 0,
+        )
+
+    def _latency_report(self, latency_model: LatencyModel, arch: Arch,
+                        slim: keras.Model | None) -> dict[str, Any]:
+        """Predicted and measured latency of ``arch`` and of the base, and the fit.
+
+        The base was measured as the first calibration architecture; ``slim``
+        (None when it is the base) is exported and measured here, the same way.
+        """
+        base = latency_model.measurements[0]
+        measured = base["latency_ms"]
+        if slim is not None:
+            measured = latency_model.measure(slim)
+        return {
+            "predicted_ms": latency_model.predict(arch),
+            "measured_ms": measured,
+            "base_predicted_ms": latency_model.predict(latency_model.space.base_arch),
+            "base_measured_ms": base["latency_ms"],
+            "num_threads": 1,
+            **latency_model.to_dict(),
+        }
+
+    def _cost_fields(self, arch: Arch, cost: float) -> dict[str, float]:
+        """A trial's MAdds (and predicted latency when that was the search's cost)."""
+        if self.cost == "madds":
+            return {"madds": cost}
+        return {"madds": self.space.cost(arch), "latency_ms": cost}
+
     def _result(self, space: SearchSpace, engine: LayerNAS, arch: Arch, slim: keras.Model,
                 completed: bool, sign: float, started: float, score: float,
-                base_score: float, completion_trials: list[dict]) -> CompressionResult:
+                base_score: float, completion_trials: list[dict],
+                latency: dict | None) -> CompressionResult:
         """Collect the model, the search's history and front, and the layer table.
 
         ``sign`` turns LayerNAS's higher-is-better scores back into the
@@ -443,17 +557,19 @@ class CompressionSearch:
             trials=engine.num_told,
             search_seconds=time.perf_counter() - started,
             history=[
-                {"id": r.id, "layer": r.layer, "madds": r.cost,
+                {"id": r.id, "layer": r.layer, **self._cost_fields(r.arch, r.cost),
                  "score": None if r.score is None else sign * r.score,
                  "arch": arch_strings(r.arch)}
                 for r in engine.history
             ] + [{"id": None, "layer": "completion", **t} for t in completion_trials],
             pareto_front=[
-                {"madds": r.cost, "score": sign * r.score,
+                {**self._cost_fields(r.arch, r.cost), "score": sign * r.score,
                  "arch": arch_strings(r.arch)}
                 for r in engine.pareto_front()
             ],
             layers=layer_table(self.space, arch, self.model, slim, self.input_shape),
+            cost=self.cost,
+            latency=latency,
         )
 
     def _run_as_worker(self, space: SearchSpace, trainer: Trainer,
@@ -484,11 +600,18 @@ class CompressionSearch:
                 without labels, or an objective the model does not report.
         """
         started = time.perf_counter()
-        base_madds = int(self.space.cost(self.space.base_arch))
-        if base_madds <= self.target[1]:
-            return self._unchanged(base_madds, started)
+        space = shrink_only(self.space) if self.data is None else self.space
+        latency_model = None
+        if self.cost == "latency":
+            latency_model = self._calibrate(space)
+            space = space.with_cost(latency_model.predict)
+        base_cost = space.cost(space.base_arch)
+        if base_cost <= self.target[1]:
+            latency = None
+            if latency_model is not None:
+                latency = self._latency_report(latency_model, space.base_arch, None)
+            return self._unchanged(base_cost, started, latency)
         trainer = None if self.data is None else self._trainer()
-        space = shrink_only(self.space) if trainer is None else self.space
         self._check_target(space)
         if self.start == "uniform":
             space = start_from(space, uniform_arch(space, self.target))
@@ -506,10 +629,14 @@ class CompressionSearch:
             sign = 1.0 if self.objective.direction == "max" else -1.0
         engine = self._search(space, scorer, trainer, project_dir)
         arch, completed, completion_trials = self._choose(space, engine, scorer, trainer)
+        arch = space.check_arch(arch)  # a resumed state holds plain tuples, not KernelWidths
         slim = space.materialize(arch)
         final_score = scorer(arch) if trainer is None else trainer.fine_tune(slim, self.finetune_epochs)
+        latency = None
+        if latency_model is not None:
+            latency = self._latency_report(latency_model, arch, slim)
         result = self._result(space, engine, arch, slim, completed, sign, started,
-                              score=final_score, base_score=base_score,
+                              score=final_score, base_score=base_score, latency=latency,
                               completion_trials=completion_trials)
         if distributed == "chief":
             publish_result(project_dir, result)
@@ -520,8 +647,10 @@ class CompressionSearch:
 
 def compress(
     model: keras.Model,
-    target_madds: float,
+    target_madds: float | None = None,
     *,
+    target_latency_ms: float | None = None,
+    cost: str | None = None,
     data: Any = None,
     validation_data: Any = None,
     tolerance: float = 0.05,
@@ -540,7 +669,11 @@ def compress(
     """Shrink ``model`` to at most ``target_madds`` MAdds, keeping its weights.
 
     The returned model's MAdds (by :func:`layernas.count_madds`) lie in
-    ``[(1 - tolerance) * target_madds, target_madds]``. Without ``data`` the
+    ``[(1 - tolerance) * target_madds, target_madds]``. With
+    ``target_latency_ms`` (and ``cost="latency"``) instead, the model's
+    *predicted* single-thread TFLite latency lies in that range; the
+    prediction comes from a few measured architectures (see
+    :class:`keras_layernas.LatencyModel`) and the result is measured too. Without ``data`` the
     search keeps the channels and kernels that carry the most weight mass:
     fast, but no accuracy measurement, so fine-tuning the result on real data
     is recommended. With ``data`` every candidate is fine-tuned and scored on
@@ -562,7 +695,7 @@ def compress(
             another bad argument.
     """
     return CompressionSearch(
-        model, target_madds, data=data, validation_data=validation_data, tolerance=tolerance,
+        model, target_madds, target_latency_ms=target_latency_ms, cost=cost, data=data, validation_data=validation_data, tolerance=tolerance,
         max_trials=max_trials, epochs_per_trial=epochs_per_trial, finetune_epochs=finetune_epochs,
         num_buckets=num_buckets, per_bucket=per_bucket, directory=directory, overwrite=overwrite,
         input_shape=input_shape, seed=seed, verbose=verbose, **kwargs,

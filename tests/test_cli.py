@@ -104,7 +104,8 @@ MNV2_035 = ["mobilenet_v2", "--alpha", "0.35", "--input-size", "96", "--classes"
 
 
 @pytest.mark.parametrize("command, options", [
-    ("compress", ("MODEL", "--target-madds", "--tolerance", "--data", "--max-trials",
+    ("compress", ("MODEL", "--target-madds", "--target-latency-ms", "--calibration-archs",
+                  "--tolerance", "--data", "--max-trials",
                   "--epochs-per-trial", "--finetune-epochs", "--int8", "--out", "--overwrite")),
     ("space", ("MODEL", "--num-buckets", "--per-bucket", "--json", "--alpha")),
     ("export", ("MODEL", "--out", "--int8", "--float16", "--data", "--input-size")),
@@ -170,3 +171,25 @@ def test_export_writes_float16_and_int8_files(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "random inputs" in captured.err
     assert (tmp_path / "f16.tflite").stat().st_size > 0 and (tmp_path / "i8.tflite").stat().st_size > 0
+
+
+def test_compress_takes_one_target_only(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["compress", *MNV2_035, "--target-madds", "6e6", "--target-latency-ms", "3"])
+    assert exit_info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+
+@pytest.mark.slow
+def test_compress_to_a_latency_target_reports_predicted_and_measured_latency(tmp_path, capsys):
+    out = tmp_path / "slim"
+    status = cli.main(["compress", *MNV2_035, "--target-latency-ms", "0.2", "--calibration-archs",
+                       "4", "--max-trials", "50", "--out", str(out), "--quiet"])
+    assert status == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["cost"] == "latency"
+    low, high = report["target"]
+    assert low <= report["latency"]["predicted_ms"] <= high == 0.2
+    assert report["latency"]["measured_ms"] > 0 and report["latency"]["calibration_archs"] == 4
+    assert (out / "search" / "compress.latency.json").exists()  # measurements kept for a resume

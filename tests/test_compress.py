@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import keras
 import numpy as np
@@ -14,6 +15,7 @@ from keras_layernas import _drivers
 from keras_layernas._completion import complete_to_target
 from keras_layernas._scoring import RetainedImportance
 from keras_layernas._training import Trainer, reestimate_batchnorm
+from keras_layernas.profile import _latency
 from keras_layernas.compress import CompressionSearch, shrink_only
 from keras_layernas.surgery import SearchSpace
 
@@ -417,3 +419,114 @@ def test_data_free_search_killed_with_sigkill_resumes_to_the_same_result(mobilen
     assert 0 < saved < reference.trials
     assert resumed.arch == reference.arch
     assert resumed.history == reference.history
+
+
+# -- latency as the cost ---------------------------------------------------------------
+def depthwise_cnn_32() -> keras.Model:
+    """A 32x32 CNN with a depthwise conv: about 1 ms single-thread, seconds to export."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="c1")(inputs)
+    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="c2")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(x)
+    x = keras.layers.Conv2D(64, 1, activation="relu", name="c3")(x)
+    outputs = keras.layers.Dense(10, name="head")(keras.layers.GlobalAveragePooling2D()(x))
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({}, "Give exactly one target"),
+    ({"target_madds": 1e6, "target_latency_ms": 1.0}, "Give exactly one target"),
+    ({"target_madds": 1e6, "cost": "latency"}, "Pass target_latency_ms=... instead, or cost='madds'"),
+    ({"target_latency_ms": 1.0, "cost": "madds"}, "Pass target_madds=... instead, or cost='latency'"),
+    ({"target_latency_ms": 1.0, "cost": "flops"}, "Received: cost='flops'"),
+    ({"target_latency_ms": 0}, "Received: target_latency_ms=0"),
+    ({"target_latency_ms": 1.0, "calibration_archs": 2}, "Received: calibration_archs=2"),
+])
+def test_target_and_cost_must_agree_and_the_error_names_the_fix(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        CompressionSearch(small_cnn(), **kwargs)
+
+
+def test_latency_search_lands_its_prediction_in_target_and_a_resume_measures_nothing_new(
+    tmp_path, monkeypatch
+):
+    timed = []
+
+    def madds_proportional_timing(model, **settings):  # a fake, exactly linear machine
+        timed.append(settings)
+        return 0.05 + layernas.count_madds(model) / 1e8
+
+    monkeypatch.setattr(_latency, "measure_model_latency", madds_proportional_timing)
+    model = depthwise_cnn_32()
+    base_ms = 0.05 + layernas.count_madds(model) / 1e8
+    search = dict(target_latency_ms=0.6 * base_ms, calibration_archs=4, directory=tmp_path,
+                  verbose=0)
+    result = CompressionSearch(model, **search).run()
+    low, high = result.target
+    assert (low, high) == pytest.approx((0.95 * 0.6 * base_ms, 0.6 * base_ms))
+    assert low <= result.latency["predicted_ms"] <= high
+    # 4 archs cannot pin 5 coefficients exactly, but the machine is linear: close.
+    assert result.latency["measured_ms"] == pytest.approx(result.latency["predicted_ms"], rel=0.05)
+    assert result.latency["base_measured_ms"] == pytest.approx(base_ms)
+    assert result.cost == "latency" and result.latency["calibration_archs"] == 4
+    assert len(timed) == 4 + 1  # the calibration, then the chosen model
+    assert result.madds == layernas.count_madds(result.model)
+    assert {"madds", "latency_ms"} <= set(result.history[0])
+
+    resumed = CompressionSearch(model, **search).run()
+    assert len(timed) == 4 + 1 + 1  # only the chosen model is measured again
+    assert resumed.arch == result.arch
+    assert "Latency (TFLite float32, 1 thread, best of 5 medians)" in resumed.summary()
+    report = tmp_path / "report.json"
+    resumed.save_report(str(report))
+    assert json.loads(report.read_text())["latency"]["predicted_ms"] == pytest.approx(
+        resumed.latency["predicted_ms"])
+    resumed.plot_pareto(str(tmp_path / "pareto.png"))
+    assert (tmp_path / "pareto.png").stat().st_size > 0
+
+
+def test_latency_target_above_the_base_prediction_returns_an_unchanged_copy(monkeypatch):
+    monkeypatch.setattr(_latency, "measure_model_latency",
+                        lambda model, **settings: 0.05 + layernas.count_madds(model) / 1e8)
+    model = depthwise_cnn_32()
+    with pytest.warns(UserWarning, match=r"ms \(predicted latency\), within target_latency_ms"):
+        result = CompressionSearch(model, target_latency_ms=10.0, calibration_archs=3,
+                                   verbose=0).run()
+    assert result.madds == result.base_madds == layernas.count_madds(model)
+    assert result.latency["measured_ms"] == result.latency["base_measured_ms"]
+
+
+def test_latency_target_below_the_cheapest_prediction_names_the_minimum_in_ms(monkeypatch):
+    monkeypatch.setattr(_latency, "measure_model_latency",
+                        lambda model, **settings: 0.05 + layernas.count_madds(model) / 1e8)
+    with pytest.raises(ValueError, match=r"target_latency_ms=0\.01 is below .* \d\S* ms \(predicted"):
+        CompressionSearch(depthwise_cnn_32(), target_latency_ms=0.01, calibration_archs=3,
+                          verbose=0).run()
+
+
+@pytest.mark.slow
+def test_latency_search_on_real_tflite_timings_reports_predicted_and_measured(tmp_path):
+    model = depthwise_cnn_32()
+    space = shrink_only(SearchSpace.from_model(model))
+    calibration = layernas.LatencyModel.calibrate(
+        space, num_archs=4, runs=10, repeats=5, cache=tmp_path / "compress.latency.json")
+    target = 0.6 * calibration.predict(space.base_arch)
+    # Same directory and settings: compress reuses these 4 measurements.
+    result = CompressionSearch(model, target_latency_ms=target, cost="latency",
+                               calibration_archs=4, latency_runs=10, directory=tmp_path,
+                               verbose=0).run()
+    assert result.target[0] <= result.latency["predicted_ms"] <= result.target[1]
+    assert result.latency["measured_ms"] > 0
+    assert result.latency["measured_ms"] < result.latency["base_measured_ms"]
+    assert result.madds < result.base_madds
+
+
+def test_resumed_search_returns_kernel_width_options_not_plain_tuples(tmp_path):
+    model = depthwise_cnn_32()
+    target = 0.6 * layernas.count_madds(model)
+    first = CompressionSearch(model, target, directory=tmp_path, verbose=0).run()
+    resumed = CompressionSearch(model, target, directory=tmp_path, verbose=0).run()
+    assert resumed.arch == first.arch
+    assert type(resumed.arch["c2"]).__name__ == "KernelWidth"
+    assert resumed.layers[1]["kernel"] == 3

@@ -122,7 +122,7 @@ def test_progress_at_verbose_two_prints_one_line_per_trial(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines == ["trial 1: 5.00 MMAdds, val_accuracy 0.5000 (in target)",
                      "trial 2: 6.00 MMAdds, val_accuracy failed"]
-    assert progress.best == 0.5 and progress.best_madds == 5e6
+    assert progress.best == 0.5 and progress.best_cost == 5e6
 
 
 def test_progress_bar_shows_best_in_target_score(capsys):

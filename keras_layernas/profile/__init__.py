@@ -4,8 +4,9 @@
     layernas.count_madds(model, input_shape=(224, 224, 3))
     print(layernas.profile(model))
 
-The cost convention (docs/cost-convention.md) lives in ``formulas``, shared
-with the surgery cost model. Public names load lazily (PEP 562) so that
+``LatencyModel`` predicts a search space's TFLite latency from a few
+measured architectures. The cost convention (docs/cost-convention.md) lives
+in ``formulas``, shared with the surgery cost model. Public names load lazily (PEP 562) so that
 ``keras_layernas.profile.formulas`` stays importable without Keras.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from keras_layernas._callable_module import make_callable
 
 # public name -> private module that defines it
 _EXPORTS = {
+    "LatencyModel": "_latency",
     "LayerCost": "_profile",
     "Profile": "_profile",
     "count_madds": "_profile",

@@ -33,6 +33,10 @@ from keras_layernas.surgery.space import Arch, SearchLayer, SearchSpace
 
 DEFAULT_WIDTH_FRACTIONS = (1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25)
 DEFAULT_KERNEL_OPTIONS = (3, 5, 7)
+#: Cost features of an architecture (see ``SearchSpace.features``): MAdds of
+#: dense convs (frozen separable/transposed/grouped convs included), of
+#: depthwise convs and of Dense layers, and the output elements of those layers.
+FEATURES = ("conv_madds", "depthwise_madds", "dense_madds", "activations")
 WidthOptions = (
     None | Sequence[float] | Mapping[str, Sequence[int]] | Callable[[str, int], Sequence[int]]
 )
@@ -352,22 +356,34 @@ class _ModelSpace:
             e.depthwise.base ** len(e.depthwise.call.op.kernel_size)
             for e in self.entries if e.depthwise
         ]
-        terms: list[tuple[int, int, int]] = []
+        by_feature: dict[str, list[tuple[int, int, int]]] = {f: [] for f in FEATURES}
         modeled = set()
         for call in graph.calls:
-            for coef, a, b in self._call_terms(call, kernel_slot):
-                terms.append((coef, a, b))
+            for feature, coef, a, b in self._call_terms(call, kernel_slot):
+                by_feature[feature].append((coef, a, b))
                 modeled.add("/".join(call.path))
-        constant = self._unmodeled_madds(modeled)
-        self._terms = []
-        for coef, a, b in terms:
-            if a in variable or b in variable:
-                self._terms.append((coef, a, b))
-            else:
-                constant += coef * base[a] * base[b]
-        self._constant = constant
+        unmodeled = self._unmodeled_madds(modeled)
+        # Those layers are frozen convs (separable, transposed, grouped).
+        self._features = {
+            feature: self._fold(terms, variable, base, unmodeled if feature == "conv_madds" else 0)
+            for feature, terms in by_feature.items()
+        }
+        madds = [self._features[f] for f in FEATURES if f.endswith("_madds")]
+        self._constant = sum(constant for constant, _ in madds)
+        self._terms = [term for _, terms in madds for term in terms]
         self._base_slots = base
         self._assign = [self._assignments(e) for e in self.entries]
+
+    @staticmethod
+    def _fold(terms: list, variable: set, base: list, constant: int) -> tuple[int, list]:
+        """``(constant, variable terms)``: terms no option changes are summed once."""
+        kept = []
+        for coef, a, b in terms:
+            if a in variable or b in variable:
+                kept.append((coef, a, b))
+            else:
+                constant += coef * base[a] * base[b]
+        return constant, kept
 
     def _unmodeled_madds(self, modeled: set) -> int:
         """MAdds of layers outside the width model (separable, transposed, grouped convs).
@@ -381,11 +397,12 @@ class _ModelSpace:
         return sum(row.madds for row in rows if row.name.split("#")[0] not in modeled)
 
     def _call_terms(self, call: Call, kernel_slot: Mapping[int, int]):
-        """``(coef, slot_a, slot_b)`` terms of one call's MAdds.
+        """``(feature, coef, slot_a, slot_b)`` terms of one call's cost features.
 
-        Every coefficient is the shared formula evaluated with one input and
+        MAdds coefficients are the shared formula evaluated with one input and
         one output channel: the formulas are linear in each channel count, so
-        the term times the two widths is the formula at those widths.
+        the term times the two widths is the formula at those widths. The
+        ``activations`` terms count the elements the call writes.
         """
         op, graph = call.op, self.graph
         if call.role not in ("producer", "follower"):
@@ -396,25 +413,28 @@ class _ModelSpace:
         repeat = graph.repeat(call.inputs[0])
         spatial = call.output_shapes[0][1:-1]
         _check_known(spatial, call)
+        positions = math.prod(spatial)
         if isinstance(op, keras.layers.Dense):
             out = 1 + graph.layout_groups(call.outputs[0])[0]
-            coef = formulas.dense_madds(1, 1, math.prod(spatial)) * repeat
+            coef = formulas.dense_madds(1, 1, positions) * repeat
             for g in in_groups:
-                yield coef, 1 + g, out
-        elif isinstance(op, _DEPTHWISE) and call.index in kernel_slot:
-            unit_kernel = (1,) * len(op.kernel_size)  # the kernel area is a slot of its own
-            coef = formulas.depthwise_madds(unit_kernel, 1, spatial)
-            for g in in_groups:
-                yield coef, 1 + g, kernel_slot[call.index]
+                yield "dense_madds", coef, 1 + g, out
+            yield "activations", positions, out, 0
         elif isinstance(op, _DEPTHWISE):
-            coef = formulas.depthwise_madds(op.kernel_size, 1, spatial)
+            if call.index in kernel_slot:
+                unit_kernel = (1,) * len(op.kernel_size)  # the kernel area is a slot of its own
+                coef, area = formulas.depthwise_madds(unit_kernel, 1, spatial), kernel_slot[call.index]
+            else:
+                coef, area = formulas.depthwise_madds(op.kernel_size, 1, spatial), 0
             for g in in_groups:
-                yield coef, 1 + g, 0
+                yield "depthwise_madds", coef, 1 + g, area
+                yield "activations", positions, 1 + g, 0
         elif isinstance(op, _CONVS):
             out = 1 + graph.layout_groups(call.outputs[0])[0]
             coef = formulas.conv_madds(op.kernel_size, 1, 1, spatial)
             for g in in_groups:
-                yield coef, 1 + g, out
+                yield "conv_madds", coef, 1 + g, out
+            yield "activations", positions, out, 0
 
     def _assignments(self, entry: _Entry) -> dict:
         """``{option: ((slot, value), ...)}``: what choosing an option sets."""
@@ -450,6 +470,19 @@ class _ModelSpace:
             for slot, v in table[value]:
                 x[slot] = v
         return x
+
+    def features(self, arch: Arch) -> dict[str, int]:
+        """``{feature: value}`` of ``arch``: MAdds by op kind, elements written.
+
+        The three ``*_madds`` features add up to :meth:`cost`.
+        """
+        x = self.slots(arch)
+        values = {}
+        for feature, (constant, terms) in self._features.items():
+            for coef, a, b in terms:
+                constant += coef * x[a] * x[b]
+            values[feature] = constant
+        return values
 
     def cost(self, arch: Arch) -> int:
         """MAdds of ``arch``: the constant part plus the width-dependent terms."""
@@ -650,4 +683,4 @@ def space_from_model(
     """
     plan = _ModelSpace(model, width_options, kernel_options, exclude, input_shape, importance)
     layers = [SearchLayer(e.name, e.kind, e.options, e.members, e.owners) for e in plan.entries]
-    return SearchSpace(layers, plan.cost, plan.materialize)
+    return SearchSpace(layers, plan.cost, plan.materialize, plan.features)

@@ -77,6 +77,7 @@ class SearchSpace:
         layers: Sequence[SearchLayer],
         cost_fn: Callable[[Arch], float],
         build_fn: Callable[[Arch], Any] | None = None,
+        features_fn: Callable[[Arch], Mapping[str, float]] | None = None,
     ):
         if not layers:
             raise ValueError(
@@ -93,6 +94,7 @@ class SearchSpace:
         self.layers = list(layers)
         self._cost_fn = cost_fn
         self._build_fn = build_fn
+        self._features_fn = features_fn
 
     # -- what the search core sees -------------------------------------------------
     @property
@@ -113,6 +115,50 @@ class SearchSpace:
         """Cost (MAdds for model spaces) of ``arch`` without building it."""
         return self._cost_fn(self.check_arch(arch))
 
+    def features(self, arch: Sequence) -> dict[str, float]:
+        """Cost components of ``arch`` without building it (model spaces only).
+
+        A cost model other than MAdds (e.g. a fitted latency model) needs the
+        work split by kind: dense convs, depthwise convs and memory traffic
+        run at different speeds.
+
+        Returns:
+            ``{feature name: value}``, the same names for every architecture.
+
+        Raises:
+            NotImplementedError: the space was built without ``features_fn``.
+        """
+        if self._features_fn is None:
+            raise NotImplementedError(
+                "This SearchSpace has no per-op cost features: build it with "
+                "SearchSpace.from_model(model), or pass features_fn= to SearchSpace."
+            )
+        return dict(self._features_fn(self.check_arch(arch)))
+
+    @property
+    def has_features(self) -> bool:
+        """Whether :meth:`features` is available."""
+        return self._features_fn is not None
+
+    def with_cost(self, cost_fn: Callable[[Arch], float]) -> "SearchSpace":
+        """The same layers, builder and features, searched under another cost.
+
+        Args:
+            cost_fn: cost of an architecture tuple, e.g. a predicted latency.
+
+        Returns:
+            A new ``SearchSpace``; this one keeps its cost.
+
+        Raises:
+            TypeError: ``cost_fn`` is not callable.
+        """
+        if not callable(cost_fn):
+            raise TypeError(
+                "with_cost() takes a function arch -> cost. "
+                f"Received: cost_fn of type {type(cost_fn).__name__}."
+            )
+        return SearchSpace(self.layers, cost_fn, self._build_fn, self._features_fn)
+
     def materialize(self, arch: Sequence):
         """Build the Keras model for ``arch``."""
         if self._build_fn is None:
@@ -124,20 +170,31 @@ class SearchSpace:
 
     # -- helpers -----------------------------------------------------------------
     def check_arch(self, arch: Sequence) -> Arch:
-        """Return ``arch`` as a tuple after checking arity and membership."""
+        """Return ``arch`` as a tuple of this space's own option objects.
+
+        A value equal to an option is replaced by the option itself, so that
+        e.g. a plain ``(5, 96)`` restored from a saved search state becomes the
+        ``KernelWidth(5, 96)`` that reports and materialize read fields of.
+
+        Raises:
+            ValueError: wrong arity, or a value that is no option of its layer.
+        """
         arch = tuple(arch)
         if len(arch) != len(self.layers):
             raise ValueError(
                 f"An architecture needs one value per searchable layer "
                 f"({len(self.layers)}); received {len(arch)} values: {arch!r}."
             )
+        canonical = []
         for layer, value in zip(self.layers, arch):
-            if value not in layer.options:
+            try:
+                canonical.append(layer.options[layer.options.index(value)])
+            except ValueError:
                 raise ValueError(
                     f"{value!r} is not an option of layer {layer.name!r}; "
                     f"expected one of {list(layer.options)}."
-                )
-        return arch
+                ) from None
+        return tuple(canonical)
 
     def as_dict(self, arch: Sequence) -> dict[str, Any]:
         """``{layer name: value}`` for ``arch``."""
