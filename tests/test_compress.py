@@ -18,6 +18,7 @@ from keras_layernas._training import Trainer, reestimate_batchnorm
 from keras_layernas.profile import _latency
 from keras_layernas.compress import CompressionSearch, shrink_only
 from keras_layernas.surgery import SearchSpace
+from tests._models import depthwise_cnn_32
 
 
 # -- models and data --------------------------------------------------------------
@@ -422,17 +423,6 @@ def test_data_free_search_killed_with_sigkill_resumes_to_the_same_result(mobilen
 
 
 # -- latency as the cost ---------------------------------------------------------------
-def depthwise_cnn_32() -> keras.Model:
-    """A 32x32 CNN with a depthwise conv: about 1 ms single-thread, seconds to export."""
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((32, 32, 3))
-    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="c1")(inputs)
-    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="c2")(x)
-    x = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(x)
-    x = keras.layers.Conv2D(64, 1, activation="relu", name="c3")(x)
-    outputs = keras.layers.Dense(10, name="head")(keras.layers.GlobalAveragePooling2D()(x))
-    return keras.Model(inputs, outputs)
-
 
 @pytest.mark.parametrize("kwargs, message", [
     ({}, "Give exactly one target"),

@@ -13,6 +13,7 @@ from keras_layernas.profile import _latency
 from keras_layernas.profile._latency import calibration_archs, fit_nonnegative
 from keras_layernas.surgery import SearchSpace
 from keras_layernas.surgery.space import SearchLayer
+from tests._models import depthwise_cnn_32
 
 
 def conv_then_pointwise() -> keras.Model:
@@ -25,18 +26,6 @@ def conv_then_pointwise() -> keras.Model:
     return keras.Model(inputs, outputs)
 
 
-def small_cnn_32() -> keras.Model:
-    """A 32x32 CNN with a depthwise conv, about 1 ms single-thread: measurable, fast to export."""
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((32, 32, 3))
-    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="c1")(inputs)
-    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="c2")(x)
-    x = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(x)
-    x = keras.layers.Conv2D(64, 1, activation="relu", name="c3")(x)
-    outputs = keras.layers.Dense(10, name="head")(keras.layers.GlobalAveragePooling2D()(x))
-    return keras.Model(inputs, outputs)
-
-
 @pytest.fixture(scope="module")
 def tiny_space() -> SearchSpace:
     return SearchSpace.from_model(conv_then_pointwise())
@@ -44,7 +33,7 @@ def tiny_space() -> SearchSpace:
 
 @pytest.fixture(scope="module")
 def cnn_space() -> SearchSpace:
-    return SearchSpace.from_model(small_cnn_32(), kernel_options=None)
+    return SearchSpace.from_model(depthwise_cnn_32(), kernel_options=None)
 
 
 def linear_measurements(space: SearchSpace, archs, weights: dict, intercept: float) -> list:
