@@ -63,6 +63,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="report: rewrite the docs section and plot from the saved JSON")
     parser.add_argument("--results-name", default=NAME,
                         help="JSON name in benchmarks/results (stage 2 alone may write beside stage 1)")
+    parser.add_argument("--merge", nargs="*", default=(),
+                        help="with --stage report: first fold these results (stages or methods run "
+                             "side by side as separate processes) into --results-name")
     parser.add_argument("--input-size", type=int, default=32, help="square input size in pixels")
     parser.add_argument("--train-images", type=int, default=30_000,
                         help="training subset (prefix of the 45k split) for every training run")
@@ -501,6 +504,37 @@ def rank_agreement(checked: list[dict]) -> dict:
                             cifar.kendall_tau([c[k] for c in checked], truth) for k in keys}}
 
 
+def merge_results(payload: dict, others: list[dict]) -> dict:
+    """Fold runs made side by side into one payload.
+
+    Sanity rows come from whichever run has the most; compare rows are joined
+    by alpha (each method's key kept from the run that measured it); the rank
+    check and the ``commands`` of every run are kept.
+    """
+    runs = [payload, *others]
+    commands = [c for r in runs for c in (r.get("sanity_command"), *r.get("commands", [r["command"]])) if c]
+    merged = {**payload, "commands": list(dict.fromkeys(commands))}
+    merged["sanity"] = max((r["sanity"] for r in runs), key=len)
+    merged["sanity_verdict"] = max(runs, key=lambda r: len(r["sanity"])).get("sanity_verdict", {})
+    by_alpha: dict[float, dict] = {}
+    for run in runs:
+        for row in run["compare"]:
+            into = by_alpha.setdefault(row["alpha"], {"trials": {}})
+            into.update({k: v for k, v in row.items() if k != "trials"})
+            into["trials"].update(row.get("trials", {}))
+        if run.get("rank_check"):
+            merged["rank_check"] = run["rank_check"]
+        if run.get("space"):
+            merged["space"] = run["space"]
+    merged["compare"] = [by_alpha[a] for a in sorted(by_alpha, reverse=True)]
+    settings = payload["settings"]
+    merged["complete"] = (len(merged["sanity"]) >= 3 * settings["seeds"]
+                          and len(merged["compare"]) == len(settings["alphas"])
+                          and len(merged.get("rank_check", {}).get("candidates", []))
+                          >= settings["tau_candidates"])
+    return merged
+
+
 # -- report ----------------------------------------------------------------------------
 def _pct(value: float) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{100 * value:.2f}"
@@ -508,7 +542,7 @@ def _pct(value: float) -> str:
 
 def write_report(payload: dict, name: str) -> None:
     """The ``cifar10_compression`` docs section and the PNG from a results payload."""
-    commands = [c for c in (payload.get("sanity_command"), payload["command"]) if c]
+    commands = payload.get("commands") or [c for c in (payload.get("sanity_command"), payload["command"]) if c]
     parts = [f"Exact command(s): {', '.join(f'`{c}`' for c in commands)}; results "
              f"`benchmarks/results/{name}.json`. Settings and discussion: "
              "[benchmark-cifar10.md](benchmark-cifar10.md). "
@@ -585,6 +619,10 @@ def main(argv: list[str] | None = None) -> None:
     command = "python -m benchmarks.cifar10_compression " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.stage == "report":
         payload = json.loads((RESULTS / f"{args.results_name}.json").read_text())
+        if args.merge:
+            payload = merge_results(payload, [json.loads((RESULTS / f"{name}.json").read_text())
+                                              for name in args.merge])
+            write_json(args.results_name, payload)
         write_report(payload, args.results_name)
         return
     run = _Run(args, command.strip())
