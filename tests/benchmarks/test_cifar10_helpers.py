@@ -68,7 +68,7 @@ def test_pipeline_decodes_real_images_to_scaled_batches(shared_dir):
 def test_uniform_arch_from_the_space_matches_keras_alpha_model():
     base = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.5, weights=None, classes=10)
     small = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10)
-    space, (arch,) = build_space(base, [small])
+    space, (arch,) = build_space(base, [small], [0.25])
     assert space.cost(arch) == layernas.count_madds(small)
     slim = space.materialize(arch)
     for layer in small.layers:
@@ -77,14 +77,35 @@ def test_uniform_arch_from_the_space_matches_keras_alpha_model():
     assert slim.count_params() == small.count_params()
 
 
-def test_rank_agreement_keeps_in_target_candidates_apart():
+def test_rank_agreement_ranks_every_cheap_score_against_fine_tuned_accuracy():
     from benchmarks.cifar10_compression import rank_agreement
 
-    base_like = [{"madds": 200, "data_free": 1.0, "val_accuracy": 0.9},
-                 {"madds": 200, "data_free": 0.99, "val_accuracy": 0.8}]
-    in_target = [{"madds": 98, "data_free": 0.6, "val_accuracy": 0.3},
-                 {"madds": 99, "data_free": 0.5, "val_accuracy": 0.4},
-                 {"madds": 100, "data_free": 0.4, "val_accuracy": 0.5}]
-    agreement = rank_agreement([{"target_madds": 100, "trials": {"a": base_like, "d": in_target}}])
-    assert agreement["in_target"] == {"candidates": 3, "tau": -1.0}
-    assert agreement["candidates"] == 5 and agreement["tau"] > 0
+    checked = [{"data_free_equal": 0.6, "data_free_layers": 0.1, "val_accuracy": 0.2,
+                "fine_tuned_val_accuracy": 0.3},
+               {"data_free_equal": 0.5, "data_free_layers": 0.2, "val_accuracy": 0.3,
+                "fine_tuned_val_accuracy": 0.4},
+               {"data_free_equal": 0.4, "data_free_layers": 0.3, "val_accuracy": 0.1,
+                "fine_tuned_val_accuracy": 0.5}]
+    taus = rank_agreement(checked)["kendall_tau"]
+    assert taus["data_free_equal"] == -1.0 and taus["data_free_layers"] == 1.0
+    assert taus["trial_score"] == pytest.approx(-1 / 3)
+
+
+def test_merge_joins_methods_measured_by_side_by_side_runs():
+    from benchmarks.cifar10_compression import merge_results
+
+    settings = {"seeds": 1, "alphas": [0.6], "tau_candidates": 1}
+    main = {"command": "compare", "sanity_command": "sanity", "settings": settings,
+            "sanity": [{"alpha": a} for a in (1.0, 0.6, 0.45)],
+            "compare": [{"alpha": 0.6, "a_layernas": {"test_accuracy": 0.5}, "trials": {"a": [1]}}],
+            "rank_check": {"candidates": [{}]}}
+    extra = {"command": "compare --methods f", "settings": settings, "sanity": [],
+             "compare": [{"alpha": 0.6, "f_layernas_uniform_start": {"test_accuracy": 0.4},
+                          "trials": {"f": [2]}}]}
+    merged = merge_results(main, [extra])
+    assert merged["commands"] == ["sanity", "compare", "compare --methods f"]
+    (row,) = merged["compare"]
+    assert row["a_layernas"]["test_accuracy"] == 0.5 and row["f_layernas_uniform_start"]["test_accuracy"] == 0.4
+    assert row["trials"] == {"a": [1], "f": [2]}
+    assert merged["complete"] and len(merged["sanity"]) == 3
+    assert not merge_results({**main, "rank_check": {"candidates": []}}, [extra])["complete"]
