@@ -531,7 +531,7 @@ def merge_results(payload: dict, others: list[dict]) -> dict:
     merged["complete"] = (len(merged["sanity"]) >= 3 * settings["seeds"]
                           and len(merged["compare"]) == len(settings["alphas"])
                           and len(merged.get("rank_check", {}).get("candidates", []))
-                          >= settings["tau_candidates"])
+                          >= max(r["settings"].get("tau_candidates", 0) for r in runs))
     return merged
 
 
