@@ -128,7 +128,12 @@ class Trainer:
         return self.train() if callable(self.train) else self.train
 
     def compile(self, model: keras.Model, train: tf.data.Dataset | None = None) -> None:
-        labels = (train if train is not None else self.training_data()).element_spec[1]
+        """Compile ``model`` to train on ``train`` or, without it, to evaluate.
+
+        The default loss follows the label encoding of the data the model will
+        see, so evaluating builds no training pipeline just to read its spec.
+        """
+        labels = (train if train is not None else self.validation).element_spec[1]
         kwargs = dict(self.compile_kwargs or default_compile_kwargs(model, labels))
         optimizer = kwargs.get("optimizer")
         if isinstance(optimizer, keras.optimizers.Optimizer):

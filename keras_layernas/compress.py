@@ -94,8 +94,7 @@ def shrink_only(space: SearchSpace) -> SearchSpace:
         else:
             options = layer.options
         layers.append(dataclasses.replace(layer, options=options))
-    features = space.features if space.has_features else None
-    return SearchSpace(layers, space.cost, space.materialize, features)
+    return space.with_layers(layers)
 
 
 def _resolve_cost(target_madds: Any, target_latency_ms: Any, cost: Any) -> tuple[str, float]:
@@ -183,24 +182,14 @@ def start_from(space: SearchSpace, arch: Arch) -> SearchSpace:
     in-target architecture makes every candidate a one-layer change of a model
     of about the target's cost.
     """
-    layers = [dataclasses.replace(layer, options=(option,) + tuple(o for o in layer.options if o != option))
-              for layer, option in zip(space.layers, arch)]
-    return SearchSpace(layers, space.cost, space.materialize)
+    return space.with_layers([
+        dataclasses.replace(layer, options=(option,) + tuple(o for o in layer.options if o != option))
+        for layer, option in zip(space.layers, arch)])
 
 
-class _ArchStrings:
-    """``arch -> {searchable layer: option string}`` (e.g. ``"k5_w96"``) for reports.
-
-    Looks options up in the space, so that an architecture restored from JSON
-    (plain tuples where the space has ``KernelWidth``) prints the same.
-    """
-
-    def __init__(self, space: SearchSpace):
-        self.names = [layer.name for layer in space.layers]
-        self.strings = [{option: str(option) for option in layer.options} for layer in space.layers]
-
-    def __call__(self, arch: Arch) -> dict[str, str]:
-        return {name: table[option] for name, table, option in zip(self.names, self.strings, arch)}
+def _arch_strings(space: SearchSpace, arch: Arch) -> dict[str, str]:
+    """``{searchable layer: option}`` with JSON-able option strings (e.g. ``"k5_w96"``)."""
+    return {name: str(option) for name, option in space.as_dict(arch).items()}
 
 
 def _check_number(name: str, value: Any, low: float, high: float, integer: bool = False) -> None:
@@ -452,7 +441,7 @@ class CompressionSearch:
         return sorted(sorted(completions, key=str), key=scorer.log_score, reverse=True)
 
     def _choose(self, space: SearchSpace, engine: LayerNAS, scorer: RetainedImportance,
-                trainer: Trainer | None) -> tuple[Arch, bool, list[dict]]:
+                trainer: Trainer | None, sign: float) -> tuple[Arch, bool, list[dict]]:
         """The winning architecture, whether a greedy completion won, and extra trials.
 
         The completions always compete with the search's best in-target
@@ -462,7 +451,8 @@ class CompressionSearch:
         search's 0.801). With data each completion is scored by a trial like
         any candidate (a few trials more): when ``max_trials`` ends inside the
         first LayerNAS pass, the search's in-target candidates come from one
-        greedy chain of layers, and a completion can beat them.
+        greedy chain of layers, and a completion can beat them. ``sign`` puts
+        trial scores in LayerNAS's higher-is-better direction.
 
         Returns:
             ``(arch, completed, completion_trials)``; the trials are
@@ -471,14 +461,13 @@ class CompressionSearch:
         best = engine.best()
         candidates = [] if best is None else [(best[1], best[0], False)]
         completion_trials = []
-        sign = 1.0 if trainer is None or self.objective.direction == "max" else -1.0
         for arch in self._completions(space, engine, scorer):
             score = scorer(arch) if trainer is None else trainer.fine_tune(
                 space.materialize(arch), self.epochs_per_trial)
             candidates.append((sign * score, arch, True))
             if trainer is not None:
                 completion_trials.append({**self._cost_fields(arch, space.cost(arch)), "score": score,
-                                          "arch": _ArchStrings(space)(arch)})
+                                          "arch": _arch_strings(space, arch)})
         if not candidates:
             raise RuntimeError(
                 f"No architecture in the target range {self.target} was found or reached by "
@@ -541,7 +530,6 @@ class CompressionSearch:
         ``sign`` turns LayerNAS's higher-is-better scores back into the
         objective's own direction (a minimized loss was negated for the search).
         """
-        arch_strings = _ArchStrings(space)
         return CompressionResult(
             model=slim,
             arch=space.as_dict(arch),
@@ -559,12 +547,12 @@ class CompressionSearch:
             history=[
                 {"id": r.id, "layer": r.layer, **self._cost_fields(r.arch, r.cost),
                  "score": None if r.score is None else sign * r.score,
-                 "arch": arch_strings(r.arch)}
+                 "arch": _arch_strings(space, r.arch)}
                 for r in engine.history
             ] + [{"id": None, "layer": "completion", **t} for t in completion_trials],
             pareto_front=[
                 {**self._cost_fields(r.arch, r.cost), "score": sign * r.score,
-                 "arch": arch_strings(r.arch)}
+                 "arch": _arch_strings(space, r.arch)}
                 for r in engine.pareto_front()
             ],
             layers=layer_table(self.space, arch, self.model, slim, self.input_shape),
@@ -628,7 +616,7 @@ class CompressionSearch:
             base_score = trainer.score(self.space.materialize(self.space.base_arch))
             sign = 1.0 if self.objective.direction == "max" else -1.0
         engine = self._search(space, scorer, trainer, project_dir)
-        arch, completed, completion_trials = self._choose(space, engine, scorer, trainer)
+        arch, completed, completion_trials = self._choose(space, engine, scorer, trainer, sign)
         arch = space.check_arch(arch)  # a resumed state holds plain tuples, not KernelWidths
         slim = space.materialize(arch)
         final_score = scorer(arch) if trainer is None else trainer.fine_tune(slim, self.finetune_epochs)

@@ -159,6 +159,15 @@ class SearchSpace:
             )
         return SearchSpace(self.layers, cost_fn, self._build_fn, self._features_fn)
 
+    def with_layers(self, layers: Sequence[SearchLayer]) -> "SearchSpace":
+        """The same cost, builder and features over other ``layers``.
+
+        For spaces that keep every searchable layer but change its options
+        (fewer of them, or another one first); the cost and builder must still
+        accept every option left.
+        """
+        return SearchSpace(layers, self._cost_fn, self._build_fn, self._features_fn)
+
     def materialize(self, arch: Sequence):
         """Build the Keras model for ``arch``."""
         if self._build_fn is None:
