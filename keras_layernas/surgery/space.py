@@ -165,7 +165,16 @@ class SearchSpace:
         For spaces that keep every searchable layer but change its options
         (fewer of them, or another one first); the cost and builder must still
         accept every option left.
+
+        Raises:
+            ValueError: ``layers`` are not this space's searchable layers, in order.
         """
+        names = [layer.name for layer in layers]
+        if names != self.names:
+            raise ValueError(
+                "with_layers() keeps every searchable layer, in order, and changes only their "
+                f"options. Expected layers {self.names}; received {names}."
+            )
         return SearchSpace(layers, self._cost_fn, self._build_fn, self._features_fn)
 
     def materialize(self, arch: Sequence):

@@ -82,6 +82,19 @@ def test_with_cost_swaps_only_the_cost(tiny_space):
         tiny_space.with_cost(3)
 
 
+def test_with_layers_swaps_only_the_options(tiny_space):
+    import dataclasses
+
+    (layer,) = tiny_space.layers
+    reordered = tiny_space.with_layers([dataclasses.replace(layer, options=layer.options[::-1])])
+    assert reordered.options == [list(layer.options[::-1])]
+    assert reordered.cost((8,)) == tiny_space.cost((8,))
+    assert reordered.features((8,)) == tiny_space.features((8,))
+    assert reordered.materialize((8,)).get_layer("c1").filters == 8
+    with pytest.raises(ValueError, match="keeps every searchable layer"):
+        tiny_space.with_layers([])
+
+
 # -- the fit --------------------------------------------------------------------------
 def test_nonnegative_fit_recovers_nonnegative_coefficients_exactly():
     rng = np.random.default_rng(0)
