@@ -351,6 +351,85 @@ def stage_methods(payload: dict, methods: list[str], seeds: int) -> None:
                     f"({row['madds'] / 1e6:.2f} MMAdds)")
 
 
+# -- stage: report ---------------------------------------------------------------------
+def summarize(rows: list[dict]) -> list[dict]:
+    """Mean, spread and paired difference to ``uniform_inherited`` per (method, target).
+
+    The spread is the sample standard deviation over seeds; a difference whose
+    size is below the larger spread of the two methods is reported as
+    ``"no difference measured"``, never as a win or a loss.
+    """
+    by_key: dict[tuple, dict[int, dict]] = {}
+    for row in rows:
+        by_key.setdefault((row["method"], row["target"]), {})[row["seed"]] = row
+    summary = []
+    for (method, target), seeds in sorted(by_key.items(), key=lambda kv: (-kv[0][1], kv[0][0])):
+        accuracies = np.array([r["test_acc"] for r in seeds.values()])
+        entry = {"method": method, "target": target, "n": len(accuracies),
+                 "madds": int(np.mean([r["madds"] for r in seeds.values()])),
+                 "mean": float(accuracies.mean()),
+                 "std": float(accuracies.std(ddof=1)) if len(accuracies) > 1 else None}
+        reference = by_key.get(("uniform_inherited", target))
+        if reference and method != "uniform_inherited":
+            paired = [seeds[s]["test_acc"] - reference[s]["test_acc"] for s in seeds if s in reference]
+            if paired:
+                ref_acc = np.array([r["test_acc"] for r in reference.values()])
+                spread = max(entry["std"] or 0.0, float(ref_acc.std(ddof=1)) if len(ref_acc) > 1 else 0.0)
+                difference = float(np.mean(paired))
+                entry.update(
+                    vs_uniform=difference,
+                    vs_uniform_std=float(np.std(paired, ddof=1)) if len(paired) > 1 else None,
+                    verdict=("no difference measured" if abs(difference) <= spread or len(paired) < 2
+                             else "better" if difference > 0 else "worse"))
+        summary.append(entry)
+    return summary
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def stage_report(payload: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = summarize(payload["rows"])
+    payload["summary"] = summary
+    save_results(payload)
+    base = payload["base"]
+    lines = [
+        f"Base: MobileNetV2 0.35 @ 64x64 on CIFAR-10, test accuracy {_pct(base['test_acc'])}% "
+        f"({base['madds'] / 1e6:.2f} MMAdds, {base['params']:,} params, trained "
+        f"{base['recipe']['epochs']} epochs in {base['train_seconds'] / 60:.0f} min). Final fine-tune of "
+        f"every method: {json.dumps(payload.get('finetune_recipe', FINETUNE_RECIPE))}.",
+        "",
+        "| target | method | MMAdds | n | test acc % (mean ± std) | vs uniform_inherited (pts, paired) | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for e in summary:
+        versus = "-" if "vs_uniform" not in e else (
+            f"{100 * e['vs_uniform']:+.2f} ± {_pct(e['vs_uniform_std'])}")
+        lines.append(f"| {e['target']:.0%} | {e['method']} | {e['madds'] / 1e6:.2f} | {e['n']} | "
+                     f"{_pct(e['mean'])} ± {_pct(e['std'])} | {versus} | {e.get('verdict', '-')} |")
+    table = "\n".join(lines)
+    atomic_write(RESULTS / f"{NAME}.md", table + "\n")
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for method in sorted({e["method"] for e in summary}):
+        points = sorted((e for e in summary if e["method"] == method), key=lambda e: e["madds"])
+        axes.errorbar([e["madds"] / 1e6 for e in points], [100 * e["mean"] for e in points],
+                      yerr=[100 * (e["std"] or 0) for e in points], marker="o", capsize=3, label=method)
+    axes.set_xlabel("MMAdds")
+    axes.set_ylabel("CIFAR-10 test accuracy % (mean ± std over seeds)")
+    axes.set_title("Compression quality: same final fine-tune for every method")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(RESULTS / f"{NAME}.png", dpi=110)
+    print(table)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--stage", choices=("base", "methods", "report"), default="base")
@@ -367,6 +446,8 @@ def main(argv: list[str] | None = None) -> None:
         stage_base(payload)
     elif args.stage == "methods":
         stage_methods(payload, args.methods.split(","), args.seeds)
+    else:
+        stage_report(payload)
 
 
 if __name__ == "__main__":

@@ -43,3 +43,22 @@ def test_global_magnitude_cut_lands_in_target_and_cuts_the_low_gamma_channels_fi
 def test_every_width_space_offers_each_width_down_to_one():
     space = every_width_space(_two_conv_model())
     assert [width_of(o) for o in space.layers[0].options] == list(range(32, 0, -1))
+
+
+def _row(method, target, seed, acc):
+    return {"method": method, "target": target, "seed": seed, "test_acc": acc, "madds": 100}
+
+
+def test_summary_calls_a_difference_inside_the_seed_spread_no_difference():
+    from benchmarks.compression_quality import summarize
+
+    rows = [_row("uniform_inherited", 0.5, s, a) for s, a in enumerate([0.60, 0.62, 0.64])]
+    rows += [_row("compress_free", 0.5, s, a) for s, a in enumerate([0.61, 0.63, 0.65])]
+    rows += [_row("global_magnitude", 0.5, s, a) for s, a in enumerate([0.70, 0.71, 0.72])]
+    summary = {e["method"]: e for e in summarize(rows)}
+    assert summary["compress_free"]["vs_uniform"] == pytest.approx(0.01)
+    assert summary["compress_free"]["verdict"] == "no difference measured"
+    assert summary["global_magnitude"]["vs_uniform"] == pytest.approx(0.0933, abs=1e-3)
+    assert summary["global_magnitude"]["verdict"] == "better"
+    assert summary["uniform_inherited"]["std"] == pytest.approx(0.02)
+    assert "verdict" not in summary["uniform_inherited"]
