@@ -315,16 +315,16 @@ def slim_model(method: str, fraction: float, base: keras.Model, splits: dict) ->
     return model, info
 
 
-def stage_methods(payload: dict, methods: list[str], seeds: int) -> None:
+def stage_methods(payload: dict, methods: list[str], seeds: int, targets: list[float]) -> None:
     base = load_base()
     splits = _cifar10.load_splits()
     done = {(r["method"], r["target"], r["seed"]) for r in payload["rows"]}
     slim_dir = WORK / "slim"
     slim_dir.mkdir(parents=True, exist_ok=True)
-    for fraction in TARGETS:
+    for fraction in targets:
         for method in methods:
             target = 1.0 if method == "base_finetuned" else fraction
-            if method == "base_finetuned" and fraction != TARGETS[0]:
+            if method == "base_finetuned" and fraction != targets[0]:
                 continue
             todo = [s for s in range(seeds) if (method, target, s) not in done]
             if not todo:
@@ -436,6 +436,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                         help=f"comma-separated, of {METHODS}")
     parser.add_argument("--seeds", type=int, default=3, help="final fine-tunes per method and target")
+    parser.add_argument("--targets", default=",".join(map(str, TARGETS)),
+                        help="fractions of the base MAdds, in the order to run them")
     return parser.parse_args(argv)
 
 
@@ -445,7 +447,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.stage == "base":
         stage_base(payload)
     elif args.stage == "methods":
-        stage_methods(payload, args.methods.split(","), args.seeds)
+        stage_methods(payload, args.methods.split(","), args.seeds,
+                      [float(t) for t in args.targets.split(",")])
     else:
         stage_report(payload)
 
