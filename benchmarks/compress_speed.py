@@ -23,9 +23,9 @@ import keras
 import keras_tuner
 
 from benchmarks._report import markdown_table, write_json, write_section
-from keras_layernas._completion import complete_to_target
-from keras_layernas._scoring import RetainedImportance
-from keras_layernas.compress import CompressionSearch, shrink_only
+from keras_layernas.compression import complete_to_target
+from keras_layernas.compression import RetainedImportance
+from keras_layernas.compression import CompressionSearch, shrink_only
 from keras_layernas.search import LayerNAS
 from keras_layernas.surgery import SearchSpace
 from keras_layernas.tuner import LayerNASTuner

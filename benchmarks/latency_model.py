@@ -32,9 +32,9 @@ import keras
 import numpy as np
 
 from benchmarks._report import RESULTS, markdown_table, write_json, write_section
-from keras_layernas.compress import CompressionSearch, shrink_only
-from keras_layernas.profile import LatencyModel
-from keras_layernas.profile._latency import fit_nonnegative
+from keras_layernas.compression import CompressionSearch, shrink_only
+from keras_layernas.latency import LatencyModel
+from keras_layernas.latency import fit_nonnegative
 from keras_layernas.surgery import SearchSpace
 
 NAME = "latency_model"

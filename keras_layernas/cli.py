@@ -80,7 +80,7 @@ def profile(parser: argparse.ArgumentParser) -> Handler:
 
     def run(args: argparse.Namespace) -> int:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        from keras_layernas.profile import profile as profile_model
+        from keras_layernas.profiling import profile as profile_model
 
         model, input_shape = _load_model(args)
         report = profile_model(model, input_shape)
@@ -307,7 +307,7 @@ def _calibration(args: argparse.Namespace, model):
               "pass --data for a usable int8 model", file=sys.stderr)
         rng = np.random.default_rng(0)
         return rng.uniform(-1, 1, size=(32, *input_shape)).astype("float32")
-    from keras_layernas._data import prepare_data
+    from keras_layernas.compression._data import prepare_data
 
     train, _ = prepare_data(args.data, None, input_shape, preprocess=_preprocess_for(args.model))
     return train.unbatch().map(lambda x, y: x).take(_CALIBRATION_SAMPLES).batch(32)

@@ -10,7 +10,7 @@ import keras
 import pytest
 
 from keras_layernas import cli
-from keras_layernas.profile import count_madds
+from keras_layernas.profiling import count_madds
 
 
 def test_top_level_help_lists_the_profile_command(capsys):

@@ -10,7 +10,7 @@ How candidates are scored:
 
 * **Without data** (the default) a candidate scores the share of the base
   model's L1 weight mass it keeps (geometric mean over layers, see
-  :mod:`keras_layernas._scoring`). It needs no model build, so the complete
+  :mod:`keras_layernas.compression._scoring`). It needs no model build, so the complete
   search over MobileNetV2 takes seconds. Only kernels no larger than the base
   are searched here: a larger kernel is zero-padded, so it computes the same
   function at a higher cost. This keeps what the weights say matters; it is no
@@ -28,12 +28,12 @@ prediction, and the chosen model is measured for real.
 
 If the trial budget ends before LayerNAS reaches an in-target candidate, the
 best candidates are completed to the target by a greedy rule
-(:mod:`keras_layernas._completion`) and the result says so.
+(:mod:`keras_layernas.compression._completion`) and the result says so.
 
 With data, the same script runs distributed under KerasTuner's ``KERASTUNER_*``
 variables: the chief serves the oracle, chooses, fine-tunes and publishes the
 result in ``directory``; every worker trains trials, then returns that same
-result (:mod:`keras_layernas._distributed`).
+result (:mod:`keras_layernas.compression._distributed`).
 """
 from __future__ import annotations
 
@@ -49,14 +49,14 @@ from typing import Any, Callable, Mapping
 import keras
 import keras_tuner
 
-from keras_layernas._callable_module import make_callable
-from keras_layernas._completion import complete_to_target
-from keras_layernas._distributed import clear_result, publish_result, role, wait_for_result
-from keras_layernas._drivers import Progress, search_in_process, search_with_tuner
-from keras_layernas._report import CompressionResult, layer_table
-from keras_layernas._scoring import WEIGHTINGS, RetainedImportance, option_width
-from keras_layernas._training import Trainer, as_objective
-from keras_layernas.profile import LatencyModel, count_madds
+from keras_layernas.compression._completion import complete_to_target
+from keras_layernas.compression._distributed import clear_result, publish_result, role, wait_for_result
+from keras_layernas.compression._drivers import Progress, search_in_process, search_with_tuner
+from keras_layernas.compression._result import CompressionResult, layer_table
+from keras_layernas.compression._scoring import WEIGHTINGS, RetainedImportance, option_width
+from keras_layernas.compression._training import Trainer, as_objective
+from keras_layernas.latency import LatencyModel
+from keras_layernas.profiling import count_madds
 from keras_layernas.search import LayerNAS
 from keras_layernas.surgery.space import Arch, SearchLayer, SearchSpace
 
@@ -247,7 +247,7 @@ class CompressionSearch:
         project_name: subfolder of ``directory`` for this search.
         importance_weighting: how the data-free score (also used to rank greedy
             completions) weighs layers: ``"equal"`` or ``"layers"`` (see
-            :mod:`keras_layernas._scoring`).
+            :mod:`keras_layernas.compression._scoring`).
         start: the architecture LayerNAS fills unsearched layers with:
             ``"base"`` (the paper's choice, the base model) or ``"uniform"``
             (:func:`uniform_arch`, every width scaled by one factor to the target).
@@ -395,7 +395,7 @@ class CompressionSearch:
         return DATA_FREE_SCORE if self.data is None else self.objective.name
 
     def _trainer(self) -> Trainer:
-        from keras_layernas._data import prepare_training
+        from keras_layernas.compression._data import prepare_training
 
         input_shape = self.input_shape or tuple(self.model.inputs[0].shape[1:])
         train, validation = prepare_training(
@@ -688,6 +688,3 @@ def compress(
         num_buckets=num_buckets, per_bucket=per_bucket, directory=directory, overwrite=overwrite,
         input_shape=input_shape, seed=seed, verbose=verbose, **kwargs,
     ).run().model
-
-
-make_callable(__name__, "compress")

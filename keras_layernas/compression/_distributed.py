@@ -17,7 +17,8 @@ import time
 
 from keras_tuner.src.distribute import utils as keras_tuner_distribute
 
-from keras_layernas._report import CompressionResult
+from keras_layernas._io import atomic_path
+from keras_layernas.compression._result import CompressionResult
 from keras_layernas.surgery.space import Arch, SearchSpace
 
 REPORT_FILE = "report.json"
@@ -56,13 +57,8 @@ def publish_result(project_dir: str, result: CompressionResult) -> None:
     """Write the slim model's weights, then ``report.json``, for the workers."""
     os.makedirs(project_dir, exist_ok=True)
     # Keras insists on the ".weights.h5" suffix, so the temporary file keeps it.
-    tmp_path = os.path.join(project_dir, f".tmp-{os.getpid()}-{WEIGHTS_FILE}")
-    try:
-        result.model.save_weights(tmp_path)
-        os.replace(tmp_path, os.path.join(project_dir, WEIGHTS_FILE))
-    finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
+    with atomic_path(os.path.join(project_dir, WEIGHTS_FILE), suffix=".weights.h5") as temporary:
+        result.model.save_weights(str(temporary))
     result.save_report(os.path.join(project_dir, REPORT_FILE))
 
 

@@ -28,8 +28,8 @@ from typing import Any, Callable
 
 import keras
 
-from keras_layernas._distributed import role
-from keras_layernas._report import write_atomically
+from keras_layernas.compression._distributed import role
+from keras_layernas._io import fingerprint, write_atomically
 from keras_layernas.search import LayerNAS
 from keras_layernas.surgery.space import Arch, SearchSpace
 from keras_layernas.tuner import LayerNASTuner
@@ -96,10 +96,6 @@ class Progress:
             self._update()
 
 
-def _fingerprint(space: SearchSpace, settings: dict) -> dict:
-    return {"layers": {l.name: [l.encode(o) for o in l.options] for l in space.layers}, **settings}
-
-
 def search_in_process(
     space: SearchSpace,
     score_fn: Callable[[Arch], float],
@@ -126,7 +122,7 @@ def search_in_process(
         ValueError: the saved state belongs to a different space or settings.
     """
     path = os.path.join(project_dir, STATE_FILE) if project_dir else None
-    fingerprint = _fingerprint(space, settings)
+    fingerprint = fingerprint(space, settings)
     search = None
     if path and os.path.exists(path) and not overwrite:
         with open(path) as f:
@@ -169,7 +165,7 @@ class CompressionTuner(LayerNASTuner):
 
     Args:
         space: the search space.
-        trainer: a :class:`~keras_layernas._training.Trainer`.
+        trainer: a :class:`~keras_layernas.compression._training.Trainer`.
         epochs: fine-tuning epochs per trial.
         progress: where ended trials are reported.
         target: ``(low, high)`` MAdds range of the search.

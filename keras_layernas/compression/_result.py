@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
 import keras
 
-from keras_layernas._scoring import named_layers
-from keras_layernas.profile import profile
+from keras_layernas._io import atomic_path, write_atomically
+
+from keras_layernas.compression._scoring import named_layers
+from keras_layernas.profiling import profile
 from keras_layernas.surgery.space import Arch, SearchSpace
 
 
@@ -185,17 +186,11 @@ class CompressionResult:
         ax.legend(loc="lower right", fontsize=8)
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".png")
-        os.close(fd)
         try:
-            fig.savefig(tmp_path, dpi=120)
-            _default_permissions(tmp_path)
-            os.replace(tmp_path, path)
+            with atomic_path(path, suffix=".png") as temporary:
+                fig.savefig(temporary, dpi=120)
         finally:
             plt.close(fig)
-            if os.path.exists(tmp_path):
-                os.unlink(tmp_path)
 
     def summary(self) -> str:
         """A readable table: each layer's base and slim width/kernel, MAdds share."""
@@ -243,25 +238,3 @@ class CompressionResult:
 
     def __str__(self) -> str:
         return self.summary()
-
-
-def write_atomically(path: str, text: str) -> None:
-    """Replace ``path`` by ``text`` in one step: a reader sees the old or the new file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        _default_permissions(tmp_path)
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.unlink(tmp_path)
-        raise
-
-
-def _default_permissions(path: str) -> None:
-    # mkstemp creates 0600 files; a report is as readable as any file the user writes.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)

@@ -14,7 +14,7 @@ import keras
 import keras_tuner
 import tensorflow as tf
 
-from keras_layernas._scoring import named_layers
+from keras_layernas.compression._scoring import named_layers
 
 # Batches averaged to re-estimate BatchNorm statistics (AutoSlim/slimmable
 # networks use a few thousand images; 10 x 32 is enough for the mean/variance
@@ -95,7 +95,7 @@ class Trainer:
         train: batched ``(x, y)`` training data, or a zero-argument callable
             returning it; a callable is called once per :meth:`fine_tune`, so
             that every candidate sees the same batches (see
-            :func:`keras_layernas._data.prepare_training`).
+            :func:`keras_layernas.compression._data.prepare_training`).
         validation: batched ``(x, y)`` data the objective is measured on.
         objective: metric on validation data, e.g. ``"val_accuracy"``.
         compile_kwargs: ``model.compile`` arguments; None for

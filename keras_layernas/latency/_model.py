@@ -26,6 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from keras_layernas._io import write_atomically
 from keras_layernas.surgery.space import Arch, SearchSpace
 
 _CACHE_FORMAT = 1
@@ -58,7 +59,7 @@ def measure_model_latency(
     Returns:
         Milliseconds per inference.
     """
-    from keras_layernas.export import _check_count, export_tflite, measure_latency
+    from keras_layernas.latency.export import _check_count, export_tflite, measure_latency
 
     _check_count("repeats", repeats, minimum=1)
     with tempfile.TemporaryDirectory(prefix="layernas_latency_") as folder:
@@ -278,7 +279,7 @@ class LatencyModel:
             ValueError: a bad count, a space without ``features``, or a cache
                 file measured with other settings or for another space.
         """
-        from keras_layernas.export import _check_count
+        from keras_layernas.latency.export import _check_count
 
         _check_count("num_archs", num_archs, minimum=3)
         _check_count("num_threads", num_threads, minimum=1)
@@ -398,8 +399,6 @@ class _MeasurementStore:
         self.records[self._key(encoded)] = record
         if self.path is None:
             return
-        from keras_layernas._report import write_atomically
-
         payload = {"format": _CACHE_FORMAT, "settings": self.settings, "layers": self.names,
                    "measurements": self.records}
-        write_atomically(str(self.path), json.dumps(payload, indent=1))
+        write_atomically(self.path, json.dumps(payload, indent=1))

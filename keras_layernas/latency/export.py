@@ -13,7 +13,7 @@ Three bridges out of Keras 3:
   quantization-aware training applies.
 
 TensorFlow, LiteRT and tf_keras are imported inside the functions, so that
-``import keras_layernas.export`` stays cheap and never imports tfmot (whose
+``import keras_layernas.latency.export`` stays cheap and never imports tfmot (whose
 import switches the whole process to legacy Keras).
 """
 from __future__ import annotations
@@ -23,11 +23,12 @@ import os
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Callable, Hashable, Iterable, Iterator, Union
 
 import numpy as np
+
+from keras_layernas._io import write_atomically
 
 QUANTIZE_MODES = (None, "int8", "float16")
 
@@ -87,7 +88,7 @@ def export_tflite(
         calibration = _calibration_generator(representative_data, model)
 
     flatbuffer = _convert(model, quantize, calibration)
-    _write_atomically(path, flatbuffer)
+    write_atomically(path, flatbuffer)
     return path
 
 
@@ -430,21 +431,6 @@ def _convert(model: Any, quantize: str | None, calibration: Callable | None) -> 
             converter.representative_dataset = calibration
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         return converter.convert()
-
-
-def _write_atomically(path: Path, payload: bytes) -> None:
-    # Not mkstemp: its 0600 mode would survive os.replace, and a model file
-    # must get the usual umask permissions to be deployed.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "xb") as file:
-            file.write(payload)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------

@@ -4,20 +4,16 @@
     layernas.count_madds(model, input_shape=(224, 224, 3))
     print(layernas.profile(model))
 
-``LatencyModel`` predicts a search space's TFLite latency from a few
-measured architectures. The cost convention (docs/cost-convention.md) lives
+The cost convention (docs/cost-convention.md) lives
 in ``formulas``, shared with the surgery cost model. Public names load lazily (PEP 562) so that
-``keras_layernas.profile.formulas`` stays importable without Keras.
+``keras_layernas.profiling.formulas`` stays importable without Keras.
 """
 from __future__ import annotations
 
 import importlib
 
-from keras_layernas._callable_module import make_callable
-
 # public name -> private module that defines it
 _EXPORTS = {
-    "LatencyModel": "_latency",
     "LayerCost": "_profile",
     "Profile": "_profile",
     "count_madds": "_profile",
@@ -40,5 +36,3 @@ def __getattr__(name: str):
 def __dir__():
     return sorted(set(globals()) | set(__all__))
 
-
-make_callable(__name__, "profile")

@@ -1,6 +1,6 @@
 """MAdds and parameter counts of a Keras model, per layer call and in total.
 
-The cost convention lives in :mod:`keras_layernas.profile.formulas`; this module
+The cost convention lives in :mod:`keras_layernas.profiling.formulas`; this module
 applies it along the model's call graph and reports the result.
 """
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Optional, Sequence, Union
 
 import keras
 
-from keras_layernas.profile._graph import LayerCall, graph_of, trace_calls
-from keras_layernas.profile._rules import UnknownSizeError, rule_for
+from keras_layernas.profiling._graph import LayerCall, graph_of, trace_calls
+from keras_layernas.profiling._rules import UnknownSizeError, rule_for
 
 InputShape = Union[Sequence[int], Sequence[Sequence[int]]]
 

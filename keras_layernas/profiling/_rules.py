@@ -1,7 +1,7 @@
 """Per-layer-type MAdds rules: which Keras layer costs what, given its shapes.
 
 Each rule reads the layer's configuration and the shapes of one call and hands
-the arithmetic to :mod:`keras_layernas.profile.formulas`, so the profiler and
+the arithmetic to :mod:`keras_layernas.profiling.formulas`, so the profiler and
 the surgery cost model share one convention. Shapes include the batch
 dimension; the cost is per sample.
 """
@@ -13,7 +13,7 @@ from typing import Callable, Optional, Sequence
 
 import keras
 
-from keras_layernas.profile import formulas
+from keras_layernas.profiling import formulas
 
 Shape = tuple
 # rule(layer, input_shapes, output_shapes) -> MAdds of that call

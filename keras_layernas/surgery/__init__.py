@@ -17,8 +17,8 @@ _EXPORTS = {
     "round_width": "keras_layernas.surgery.model_space",
     "ChannelGraph": "keras_layernas.surgery._graph",
     "CoupledGroup": "keras_layernas.surgery._graph",
-    "l1_importance": "keras_layernas.surgery._importance",
-    "keep_indices": "keras_layernas.surgery._importance",
+    "l1_importance": "keras_layernas.surgery.importance",
+    "keep_indices": "keras_layernas.surgery.importance",
 }
 
 __all__ = ["SearchLayer", "SearchSpace", *sorted(_EXPORTS)]

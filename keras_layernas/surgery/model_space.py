@@ -25,10 +25,10 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 import keras
 import numpy as np
 
-from keras_layernas.profile import formulas
+from keras_layernas.profiling import formulas
 from keras_layernas.surgery import _materialize
 from keras_layernas.surgery._graph import _CONVS, _DEPTHWISE, Call, ChannelGraph, CoupledGroup
-from keras_layernas.surgery._importance import Importance, keep_indices, l1_importance
+from keras_layernas.surgery.importance import Importance, keep_indices, l1_importance
 from keras_layernas.surgery.space import Arch, SearchLayer, SearchSpace
 
 DEFAULT_WIDTH_FRACTIONS = (1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25)
@@ -391,7 +391,7 @@ class _ModelSpace:
         Their channels are frozen, so their cost never changes: the profiler
         counts it once, under the same convention.
         """
-        from keras_layernas.profile import profile
+        from keras_layernas.profiling import profile
 
         rows = profile(self.model).layers
         return sum(row.madds for row in rows if row.name.split("#")[0] not in modeled)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from typing import Any, Mapping
 
@@ -20,6 +19,7 @@ from keras_tuner.engine.trial import Trial, TrialStatus
 from keras_tuner.src import utils as keras_tuner_utils
 from keras_tuner.src.engine.metrics_tracking import MetricsTracker
 
+from keras_layernas._io import fingerprint, write_atomically
 from keras_layernas.search import LayerNAS
 from keras_layernas.surgery.space import SearchSpace
 from keras_layernas.tuner._choices import choice_values, declare_architecture
@@ -39,18 +39,7 @@ def write_json_atomically(path: str, obj: Any) -> None:
     if "://" in path:
         keras_tuner_utils.save_json(path, obj)
         return
-    directory = os.path.dirname(path) or "."
-    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.unlink(tmp_path)
-        raise
+    write_atomically(path, json.dumps(obj))
 
 
 class LayerNASOracle(keras_tuner.Oracle):
@@ -370,10 +359,7 @@ class LayerNASOracle(keras_tuner.Oracle):
 
     def _fingerprint(self) -> dict[str, Any]:
         """What must not change between a search and its resume."""
-        return {
-            "layers": {l.name: choice_values(l) for l in self.space.layers},
-            **self._search_args,
-        }
+        return fingerprint(self.space, self._search_args)
 
 
 class LayerNASTuner(keras_tuner.Tuner):

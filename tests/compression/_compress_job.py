@@ -20,9 +20,9 @@ from pathlib import Path
 import keras
 
 import keras_layernas as layernas
-from keras_layernas._drivers import CompressionTuner
-from keras_layernas.compress import CompressionSearch
-from tests.test_compress import toy_data
+from keras_layernas.compression._drivers import CompressionTuner
+from keras_layernas.compression._compress import CompressionSearch
+from tests.compression.test_compress import toy_data
 from tests.tuner._search_job import _append
 
 # Three 32-wide convs at 16x16 (4.94 M MAdds): the complete search at this

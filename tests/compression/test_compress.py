@@ -11,12 +11,12 @@ import pytest
 import tensorflow as tf
 
 import keras_layernas as layernas
-from keras_layernas import _drivers
-from keras_layernas._completion import complete_to_target
-from keras_layernas._scoring import RetainedImportance
-from keras_layernas._training import Trainer, reestimate_batchnorm
-from keras_layernas.profile import _latency
-from keras_layernas.compress import CompressionSearch, shrink_only
+from keras_layernas.compression import _drivers
+from keras_layernas.compression._completion import complete_to_target
+from keras_layernas.compression._scoring import RetainedImportance
+from keras_layernas.compression._training import Trainer, reestimate_batchnorm
+from keras_layernas.latency import _model as _latency
+from keras_layernas.compression._compress import CompressionSearch, shrink_only
 from keras_layernas.surgery import SearchSpace
 from tests._models import depthwise_cnn_32
 
@@ -405,7 +405,7 @@ def test_data_free_search_killed_with_sigkill_resumes_to_the_same_result(mobilen
         f"layernas.CompressionSearch(model, 6e6, directory={str(tmp_path)!r}, verbose=0).run()\n"
     )
     state = tmp_path / "compress" / _drivers.STATE_FILE
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     process = subprocess.Popen([sys.executable, "-c", script], env=env)
     deadline = time.monotonic() + 300
     while not state.exists() and process.poll() is None and time.monotonic() < deadline:

@@ -7,9 +7,9 @@ import tensorflow as tf
 
 import keras
 
-from keras_layernas._data import prepare_data, prepare_training
-from keras_layernas._drivers import Progress
-from keras_layernas._training import Trainer
+from keras_layernas.compression._data import prepare_data, prepare_training
+from keras_layernas.compression._drivers import Progress
+from keras_layernas.compression._training import Trainer
 
 
 def arrays(n: int = 20, size: int = 8) -> tuple[np.ndarray, np.ndarray]:

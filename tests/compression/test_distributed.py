@@ -11,10 +11,10 @@ import json
 import numpy as np
 import pytest
 
-from keras_layernas import _distributed
-from keras_layernas.compress import CompressionSearch
-from tests import _compress_job as job
-from tests.test_compress import small_cnn, toy_data
+from keras_layernas.compression import _distributed
+from keras_layernas.compression._compress import CompressionSearch
+from tests.compression import _compress_job as job
+from tests.compression.test_compress import small_cnn, toy_data
 from tests.tuner import _processes as proc
 
 TIMEOUT_S = 300
@@ -99,7 +99,7 @@ def trial_files(project_dir) -> list[dict]:
 def test_chief_and_workers_train_each_arch_once_and_all_return_the_chiefs_model(tmp_path):
     common = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(proc.free_port()),
               "LAYERNAS_MAX_TRIALS": str(job.MAX_TRIALS)}
-    processes = [proc.start_job(tmp_path, script=proc.REPO / "tests" / "_compress_job.py",
+    processes = [proc.start_job(tmp_path, script=proc.REPO / "tests" / "compression" / "_compress_job.py",
                                 KERASTUNER_TUNER_ID=tuner, **common) for tuner in TUNERS]
     codes = proc.wait_all(processes, tmp_path, TIMEOUT_S)
     assert codes == [0, 0, 0], proc.output_of(tmp_path)

@@ -1,4 +1,4 @@
-"""Behaviour of keras_layernas.export: TFLite files, LiteRT latency, the tf_keras bridge."""
+"""Behaviour of keras_layernas.latency.export: TFLite files, LiteRT latency, the tf_keras bridge."""
 from __future__ import annotations
 
 import importlib.util
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_layernas import export
+from keras_layernas.latency import export
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------------
@@ -141,7 +141,7 @@ def mobilenet_tflite(mobilenet, tmp_path_factory) -> Path:
 def test_importing_export_pulls_in_neither_tfmot_nor_tf_keras():
     # A fresh interpreter: this test process may already have imported them.
     probe = (
-        "import sys, keras_layernas; keras_layernas.export; "
+        "import sys, keras_layernas; keras_layernas.latency.export; "
         "print(sorted(m for m in ('tensorflow_model_optimization', 'tf_keras') if m in sys.modules))"
     )
     result = subprocess.run(

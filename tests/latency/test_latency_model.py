@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import keras_layernas as layernas
-from keras_layernas.profile import LatencyModel
-from keras_layernas.profile import _latency
-from keras_layernas.profile._latency import calibration_archs, fit_nonnegative
+from keras_layernas.latency import LatencyModel
+from keras_layernas.latency import _model as _latency
+from keras_layernas.latency._model import calibration_archs, fit_nonnegative
 from keras_layernas.surgery import SearchSpace
 from keras_layernas.surgery.space import SearchLayer
 from tests._models import depthwise_cnn_32

@@ -4,7 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from keras_layernas.profile import formulas
+from keras_layernas.profiling import formulas
 
 
 def test_conv_madds_is_positions_times_kernel_times_channels():
@@ -40,7 +40,7 @@ def test_formulas_import_without_keras_or_tensorflow():
     # The surgery cost model computes costs without building models; importing
     # the formulas must not drag in TensorFlow (seconds, and process-wide state).
     code = (
-        "import sys, keras_layernas.profile.formulas; "
+        "import sys, keras_layernas.profiling.formulas; "
         "print(sorted({'keras', 'tensorflow'} & set(sys.modules)))"
     )
     result = subprocess.run(

@@ -5,7 +5,7 @@ import keras
 import pytest
 from keras import layers
 
-from keras_layernas.profile import Profile, count_madds, count_params, profile
+from keras_layernas.profiling import Profile, count_madds, count_params, profile
 
 CONV_3X3_3_TO_4_AT_8X8 = 8 * 8 * 9 * 3 * 4
 

@@ -7,7 +7,7 @@ import keras
 import pytest
 from keras import layers
 
-from keras_layernas.profile import count_madds, profile
+from keras_layernas.profiling import count_madds, profile
 
 
 def single_layer_model(input_shape: tuple, layer: keras.layers.Layer) -> keras.Model:

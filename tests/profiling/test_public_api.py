@@ -5,7 +5,7 @@ import keras
 import pytest
 
 import keras_layernas as layernas
-from keras_layernas.profile import Profile
+from keras_layernas.profiling import Profile
 
 
 def tiny_model() -> keras.Model:
@@ -14,9 +14,9 @@ def tiny_model() -> keras.Model:
 
 
 def test_layernas_profile_is_callable_even_once_the_subpackage_is_imported():
-    # Importing keras_layernas.profile binds the subpackage to the attribute
+    # Importing keras_layernas.profiling binds the subpackage to the attribute
     # `layernas.profile`; the documented call must still return a Profile.
-    import keras_layernas.profile  # noqa: F401
+    import keras_layernas.profiling  # noqa: F401
 
     report = layernas.profile(tiny_model())
     assert isinstance(report, Profile)

@@ -11,7 +11,7 @@ import functools
 import keras
 import pytest
 
-from keras_layernas.profile import count_madds, count_params
+from keras_layernas.profiling import count_madds, count_params
 
 TOLERANCE = 0.005
 # Extra configurations cost a model build each: they run in `make test` only.

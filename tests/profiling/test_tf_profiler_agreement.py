@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 import pytest
 
-from keras_layernas.profile import count_madds, tf_profiler_madds
+from keras_layernas.profiling import count_madds, tf_profiler_madds
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_layernas.surgery import SearchSpace
-from keras_layernas.surgery._importance import keep_indices, l1_importance
+from keras_layernas.surgery.importance import keep_indices, l1_importance
 from tests.surgery._helpers import residual_model
 
 

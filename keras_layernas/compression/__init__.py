@@ -1,0 +1,37 @@
+"""The one-call compression: ``compress(model, target_madds=...)`` and its parts.
+
+Inside, by concern: ``_compress`` (CompressionSearch: check the arguments,
+search, choose, rebuild), ``_drivers`` (the in-process, tuner and distributed
+ways to run the search), ``_training`` (fine-tuning and BatchNorm
+re-estimation), ``_scoring`` (the data-free score), ``_completion`` (greedy
+completion to the target), ``_result`` (CompressionResult: report and plot),
+``_distributed`` (the chief -> worker hand-off) and ``_data`` (what ``data=``
+accepts). The names below are the public ones; benchmarks use only these.
+"""
+from __future__ import annotations
+
+from keras_layernas.compression._completion import complete_to_target
+from keras_layernas.compression._compress import (
+    CompressionSearch,
+    compress,
+    shrink_only,
+    start_from,
+    uniform_arch,
+)
+from keras_layernas.compression._result import CompressionResult
+from keras_layernas.compression._scoring import WEIGHTINGS, RetainedImportance
+from keras_layernas.compression._training import Trainer, reestimate_batchnorm
+
+__all__ = [
+    "WEIGHTINGS",
+    "CompressionResult",
+    "CompressionSearch",
+    "RetainedImportance",
+    "Trainer",
+    "complete_to_target",
+    "compress",
+    "reestimate_batchnorm",
+    "shrink_only",
+    "start_from",
+    "uniform_arch",
+]
