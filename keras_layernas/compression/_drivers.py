@@ -29,7 +29,8 @@ from typing import Any, Callable
 import keras
 
 from keras_layernas.compression._distributed import role
-from keras_layernas._io import fingerprint, write_atomically
+from keras_layernas import _io
+from keras_layernas._io import write_atomically
 from keras_layernas.search import LayerNAS
 from keras_layernas.surgery.space import Arch, SearchSpace
 from keras_layernas.tuner import LayerNASTuner
@@ -122,7 +123,7 @@ def search_in_process(
         ValueError: the saved state belongs to a different space or settings.
     """
     path = os.path.join(project_dir, STATE_FILE) if project_dir else None
-    fingerprint = fingerprint(space, settings)
+    fingerprint = _io.fingerprint(space, settings)
     search = None
     if path and os.path.exists(path) and not overwrite:
         with open(path) as f:
