@@ -27,7 +27,7 @@ _EXPORTS = {
     "compress": "keras_layernas.compression",
     "CompressionSearch": "keras_layernas.compression",
     "CompressionResult": "keras_layernas.compression",
-    "RetainedImportance": "keras_layernas.compression",
+    "RetainedImportance": "keras_layernas.surgery",
     "reestimate_batchnorm": "keras_layernas.compression",
     "export_tflite": "keras_layernas.latency",
     "measure_latency": "keras_layernas.latency",

@@ -3,10 +3,13 @@
 Inside, by concern: ``_compress`` (CompressionSearch: check the arguments,
 search, choose, rebuild), ``_drivers`` (the in-process, tuner and distributed
 ways to run the search), ``_training`` (fine-tuning and BatchNorm
-re-estimation), ``_scoring`` (the data-free score), ``_completion`` (greedy
+re-estimation), ``_completion`` (greedy
 completion to the target), ``_result`` (CompressionResult: report and plot),
 ``_distributed`` (the chief -> worker hand-off) and ``_data`` (what ``data=``
-accepts). The names below are the public ones; benchmarks use only these.
+accepts). The data-free score, RetainedImportance, lives in
+``surgery.importance`` beside the criterion materialize uses; it is re-exported
+here with the rest of what a compression needs. The names below are the
+public ones; benchmarks use only these.
 """
 from __future__ import annotations
 
@@ -19,8 +22,8 @@ from keras_layernas.compression._compress import (
     uniform_arch,
 )
 from keras_layernas.compression._result import CompressionResult
-from keras_layernas.compression._scoring import WEIGHTINGS, RetainedImportance
 from keras_layernas.compression._training import Trainer, reestimate_batchnorm
+from keras_layernas.surgery.importance import WEIGHTINGS, RetainedImportance
 
 __all__ = [
     "WEIGHTINGS",

@@ -9,7 +9,7 @@ candidate is completed by a cost-aware greedy rule:
    cheaper option, if some land inside ``[low, high]`` take the one that keeps
    the most importance; otherwise take the change that loses the least
    importance per MAdd saved (``(log r_now - log r_new) / (cost_now - cost_new)``,
-   with ``log r`` from :class:`~keras_layernas.compression._scoring.RetainedImportance`),
+   with ``log r`` from :class:`~keras_layernas.surgery.RetainedImportance`),
    preferring changes that stay above ``low``.
 2. If the last step fell below ``low``: grow back, taking the change that gains
    the most importance per MAdd while staying at or under ``high``, until the

@@ -10,7 +10,7 @@ How candidates are scored:
 
 * **Without data** (the default) a candidate scores the share of the base
   model's L1 weight mass it keeps (geometric mean over layers, see
-  :mod:`keras_layernas.compression._scoring`). It needs no model build, so the complete
+  :mod:`keras_layernas.surgery.importance`). It needs no model build, so the complete
   search over MobileNetV2 takes seconds. Only kernels no larger than the base
   are searched here: a larger kernel is zero-padded, so it computes the same
   function at a higher cost. This keeps what the weights say matters; it is no
@@ -53,7 +53,7 @@ from keras_layernas.compression._completion import complete_to_target
 from keras_layernas.compression._distributed import clear_result, publish_result, role, wait_for_result
 from keras_layernas.compression._drivers import Progress, search_in_process, search_with_tuner
 from keras_layernas.compression._result import CompressionResult, layer_table
-from keras_layernas.compression._scoring import WEIGHTINGS, RetainedImportance, option_width
+from keras_layernas.surgery.importance import WEIGHTINGS, RetainedImportance, option_width
 from keras_layernas.compression._training import Trainer, as_objective
 from keras_layernas.latency import LatencyModel
 from keras_layernas.profiling import count_madds
@@ -247,7 +247,7 @@ class CompressionSearch:
         project_name: subfolder of ``directory`` for this search.
         importance_weighting: how the data-free score (also used to rank greedy
             completions) weighs layers: ``"equal"`` or ``"layers"`` (see
-            :mod:`keras_layernas.compression._scoring`).
+            :mod:`keras_layernas.surgery.importance`).
         start: the architecture LayerNAS fills unsearched layers with:
             ``"base"`` (the paper's choice, the base model) or ``"uniform"``
             (:func:`uniform_arch`, every width scaled by one factor to the target).

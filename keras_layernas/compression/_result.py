@@ -15,7 +15,7 @@ import keras
 
 from keras_layernas._io import atomic_path, write_atomically
 
-from keras_layernas.compression._scoring import named_layers
+from keras_layernas.surgery.importance import named_layers
 from keras_layernas.profiling import profile
 from keras_layernas.surgery.space import Arch, SearchSpace
 

@@ -14,7 +14,7 @@ import keras
 import keras_tuner
 import tensorflow as tf
 
-from keras_layernas.compression._scoring import named_layers
+from keras_layernas.surgery.importance import named_layers
 
 # Batches averaged to re-estimate BatchNorm statistics (AutoSlim/slimmable
 # networks use a few thousand images; 10 x 32 is enough for the mean/variance

@@ -19,6 +19,8 @@ _EXPORTS = {
     "CoupledGroup": "keras_layernas.surgery._graph",
     "l1_importance": "keras_layernas.surgery.importance",
     "keep_indices": "keras_layernas.surgery.importance",
+    "RetainedImportance": "keras_layernas.surgery.importance",
+    "WEIGHTINGS": "keras_layernas.surgery.importance",
 }
 
 __all__ = ["SearchLayer", "SearchSpace", *sorted(_EXPORTS)]

@@ -683,4 +683,4 @@ def space_from_model(
     """
     plan = _ModelSpace(model, width_options, kernel_options, exclude, input_shape, importance)
     layers = [SearchLayer(e.name, e.kind, e.options, e.members, e.owners) for e in plan.entries]
-    return SearchSpace(layers, plan.cost, plan.materialize, plan.features)
+    return SearchSpace(layers, plan.cost, plan.materialize, plan.features, importance)

@@ -78,6 +78,7 @@ class SearchSpace:
         cost_fn: Callable[[Arch], float],
         build_fn: Callable[[Arch], Any] | None = None,
         features_fn: Callable[[Arch], Mapping[str, float]] | None = None,
+        importance: Callable[[Sequence[Any]], Any] | None = None,
     ):
         if not layers:
             raise ValueError(
@@ -95,6 +96,9 @@ class SearchSpace:
         self._cost_fn = cost_fn
         self._build_fn = build_fn
         self._features_fn = features_fn
+        # kernels -> per-channel scores: the channels materialize keeps and the
+        # data-free score counts (None for spaces without a model)
+        self.importance = importance
 
     # -- what the search core sees -------------------------------------------------
     @property
@@ -157,7 +161,8 @@ class SearchSpace:
                 "with_cost() takes a function arch -> cost. "
                 f"Received: cost_fn of type {type(cost_fn).__name__}."
             )
-        return SearchSpace(self.layers, cost_fn, self._build_fn, self._features_fn)
+        return SearchSpace(self.layers, cost_fn, self._build_fn, self._features_fn,
+                           self.importance)
 
     def with_layers(self, layers: Sequence[SearchLayer]) -> "SearchSpace":
         """The same cost, builder and features over other ``layers``.
@@ -175,7 +180,8 @@ class SearchSpace:
                 "with_layers() keeps every searchable layer, in order, and changes only their "
                 f"options. Expected layers {self.names}; received {names}."
             )
-        return SearchSpace(layers, self._cost_fn, self._build_fn, self._features_fn)
+        return SearchSpace(layers, self._cost_fn, self._build_fn, self._features_fn,
+                           self.importance)
 
     def materialize(self, arch: Sequence):
         """Build the Keras model for ``arch``."""

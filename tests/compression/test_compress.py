@@ -13,7 +13,7 @@ import tensorflow as tf
 import keras_layernas as layernas
 from keras_layernas.compression import _drivers
 from keras_layernas.compression._completion import complete_to_target
-from keras_layernas.compression._scoring import RetainedImportance
+from keras_layernas.surgery import RetainedImportance
 from keras_layernas.compression._training import Trainer, reestimate_batchnorm
 from keras_layernas.latency import _model as _latency
 from keras_layernas.compression._compress import CompressionSearch, shrink_only
