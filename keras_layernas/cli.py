@@ -211,15 +211,11 @@ def space(parser: argparse.ArgumentParser) -> Handler:
 
     def run(args: argparse.Namespace) -> int:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from keras_layernas.search import cheapest_arch
         from keras_layernas.surgery import SearchSpace
 
         model, input_shape = _load_model(args)
         search_space = SearchSpace.from_model(model, input_shape=input_shape)
-        cheapest = []
-        for index, layer in enumerate(search_space.layers):
-            base = search_space.base_arch
-            costs = [search_space.cost(base[:index] + (o,) + base[index + 1:]) for o in layer.options]
-            cheapest.append(layer.options[costs.index(min(costs))])
         summary = {
             "model": model.name,
             "layers": [{"name": l.name, "kind": l.kind, "options": [str(o) for o in l.options]}
@@ -227,7 +223,7 @@ def space(parser: argparse.ArgumentParser) -> Handler:
             "architectures": search_space.num_architectures,
             "max_trials": search_space.max_trials(args.num_buckets, args.per_bucket),
             "base_madds": search_space.cost(search_space.base_arch),
-            "min_madds": search_space.cost(tuple(cheapest)),
+            "min_madds": search_space.cost(cheapest_arch(search_space.options, search_space.cost)),
         }
         if args.json:
             print(json.dumps(summary, indent=2))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+from keras_layernas.search import Target
 from keras_layernas.surgery.space import Arch, SearchSpace
 
 LogTerm = Callable[[int, object], float]
@@ -46,7 +47,7 @@ def complete_to_target(
         space: the search space (its ``cost`` is used, never a model build).
         arch: the starting architecture, usually the best too-expensive candidate.
         log_term: ``(layer index, option) -> log importance kept`` (<= 0).
-        target: ``(low, high)`` cost range.
+        target: the cost range (a :class:`~keras_layernas.search.Target` or ``(low, high)``).
 
     Returns:
         An architecture whose cost lies in ``target``, or None when the greedy
@@ -59,6 +60,7 @@ def complete_to_target(
         >>> complete_to_target(space, (4, 4), keep, (20, 25))  # cutting a loses nothing
         (2, 4)
     """
+    target = Target.of(target)
     low, high = target
     current = tuple(arch)
     cost = space.cost(current)
@@ -72,7 +74,7 @@ def complete_to_target(
         cheaper = [(m, c) for m, c in cheaper if c < cost]
         if not cheaper:
             return None
-        landing = [(m, c) for m, c in cheaper if low <= c <= high]
+        landing = [(m, c) for m, c in cheaper if target.contains(c)]
         if landing:
             move, cost = max(landing, key=lambda mc: (gain(mc[0]), mc[1]))
             return move[0]

@@ -57,7 +57,7 @@ from keras_layernas.surgery.importance import WEIGHTINGS, RetainedImportance, op
 from keras_layernas.compression._training import Trainer, as_objective
 from keras_layernas.latency import LatencyModel
 from keras_layernas.profiling import count_madds
-from keras_layernas.search import LayerNAS
+from keras_layernas.search import LayerNAS, Target, as_maximized, cheapest_arch
 from keras_layernas.surgery.space import Arch, SearchLayer, SearchSpace
 
 __all__ = ["CompressionResult", "CompressionSearch", "compress"]
@@ -158,15 +158,15 @@ def uniform_arch(space: SearchSpace, target: tuple[float, float]) -> Arch:
                                                         -option_width(layer, o))))
         return tuple(arch)
 
-    low, high = target
+    target = Target.of(target)
     lo, hi = 0.0, 1.0
     below = scaled(0.0)
     for _ in range(50):
         arch = scaled((lo + hi) / 2)
         cost = space.cost(arch)
-        if low <= cost <= high:
+        if target.contains(cost):
             return arch
-        if cost > high:
+        if cost > target.high:
             hi = (lo + hi) / 2
         else:
             below, lo = arch, (lo + hi) / 2
@@ -324,7 +324,8 @@ class CompressionSearch:
             )
         self.model = model
         self.space = space if space is not None else SearchSpace.from_model(model, input_shape=input_shape)
-        self.target = ((1 - tolerance) * target, target)
+        self.target = Target((1 - tolerance) * target, target,
+                             "MAdds" if self.cost == "madds" else "ms", self._target_name)
         self.calibration_archs, self.latency_runs = calibration_archs, latency_runs
         self.data, self.validation_data = data, validation_data
         self.max_trials = max_trials
@@ -347,19 +348,10 @@ class CompressionSearch:
     # -- the steps of run() --------------------------------------------------------
     def _check_target(self, space: SearchSpace) -> None:
         """Refuse a target below what the space can reach, naming the minimum."""
-        cheapest = []
-        for index, layer in enumerate(space.layers):
-            costs = [space.cost(space.base_arch[:index] + (o,) + space.base_arch[index + 1:])
-                     for o in layer.options]
-            cheapest.append(layer.options[costs.index(min(costs))])
-        minimum = space.cost(tuple(cheapest))
-        if minimum > self.target[1]:
-            reachable = (f"{minimum:.4g} MAdds ({minimum / 1e6:.2f} M" if self.cost == "madds"
-                         else f"{minimum:.4g} ms (predicted")
+        below = self.target.below_minimum(space.cost(cheapest_arch(space.options, space.cost)))
+        if below:
             raise ValueError(
-                f"{self._target_name}={self.target[1]:.4g} is below the smallest model this "
-                f"search space can reach: {reachable}; every layer at its narrowest option). "
-                "Raise the target, or pass space=SearchSpace.from_model(model, "
+                f"{below} Raise the target, or pass space=SearchSpace.from_model(model, "
                 "width_options=...) with narrower widths."
             )
 
@@ -376,7 +368,7 @@ class CompressionSearch:
         unit = "MAdds" if self.cost == "madds" else "ms (predicted latency)"
         warnings.warn(
             f"The model already has {base_cost:.4g} {unit}, within {self._target_name}="
-            f"{self.target[1]:.4g}: returning an unchanged copy. Lower the target to compress.",
+            f"{self.target.high:.4g}: returning an unchanged copy. Lower the target to compress.",
             stacklevel=3,
         )
         base_madds = int(self.space.cost(self.space.base_arch))
@@ -441,7 +433,7 @@ class CompressionSearch:
         return sorted(sorted(completions, key=str), key=scorer.log_score, reverse=True)
 
     def _choose(self, space: SearchSpace, engine: LayerNAS, scorer: RetainedImportance,
-                trainer: Trainer | None, sign: float) -> tuple[Arch, bool, list[dict]]:
+                trainer: Trainer | None, direction: str) -> tuple[Arch, bool, list[dict]]:
         """The winning architecture, whether a greedy completion won, and extra trials.
 
         The completions always compete with the search's best in-target
@@ -451,8 +443,8 @@ class CompressionSearch:
         search's 0.801). With data each completion is scored by a trial like
         any candidate (a few trials more): when ``max_trials`` ends inside the
         first LayerNAS pass, the search's in-target candidates come from one
-        greedy chain of layers, and a completion can beat them. ``sign`` puts
-        trial scores in LayerNAS's higher-is-better direction.
+        greedy chain of layers, and a completion can beat them. ``direction``
+        (the objective's) puts trial scores in LayerNAS's higher-is-better one.
 
         Returns:
             ``(arch, completed, completion_trials)``; the trials are
@@ -464,7 +456,7 @@ class CompressionSearch:
         for arch in self._completions(space, engine, scorer):
             score = scorer(arch) if trainer is None else trainer.fine_tune(
                 space.materialize(arch), self.epochs_per_trial)
-            candidates.append((sign * score, arch, True))
+            candidates.append((as_maximized(score, direction), arch, True))
             if trainer is not None:
                 completion_trials.append({**self._cost_fields(arch, space.cost(arch)), "score": score,
                                           "arch": _arch_strings(space, arch)})
@@ -522,13 +514,13 @@ class CompressionSearch:
         return {"madds": self.space.cost(arch), "latency_ms": cost}
 
     def _result(self, space: SearchSpace, engine: LayerNAS, arch: Arch, slim: keras.Model,
-                completed: bool, sign: float, started: float, score: float,
+                completed: bool, direction: str, started: float, score: float,
                 base_score: float, completion_trials: list[dict],
                 latency: dict | None) -> CompressionResult:
         """Collect the model, the search's history and front, and the layer table.
 
-        ``sign`` turns LayerNAS's higher-is-better scores back into the
-        objective's own direction (a minimized loss was negated for the search).
+        ``direction`` turns LayerNAS's higher-is-better scores back into the
+        objective's own (a minimized loss was negated for the search).
         """
         return CompressionResult(
             model=slim,
@@ -546,12 +538,12 @@ class CompressionSearch:
             search_seconds=time.perf_counter() - started,
             history=[
                 {"id": r.id, "layer": r.layer, **self._cost_fields(r.arch, r.cost),
-                 "score": None if r.score is None else sign * r.score,
+                 "score": as_maximized(r.score, direction),
                  "arch": _arch_strings(space, r.arch)}
                 for r in engine.history
             ] + [{"id": None, "layer": "completion", **t} for t in completion_trials],
             pareto_front=[
-                {**self._cost_fields(r.arch, r.cost), "score": sign * r.score,
+                {**self._cost_fields(r.arch, r.cost), "score": as_maximized(r.score, direction),
                  "arch": _arch_strings(space, r.arch)}
                 for r in engine.pareto_front()
             ],
@@ -594,7 +586,7 @@ class CompressionSearch:
             latency_model = self._calibrate(space)
             space = space.with_cost(latency_model.predict)
         base_cost = space.cost(space.base_arch)
-        if base_cost <= self.target[1]:
+        if base_cost <= self.target.high:
             latency = None
             if latency_model is not None:
                 latency = self._latency_report(latency_model, space.base_arch, None)
@@ -610,20 +602,20 @@ class CompressionSearch:
         if distributed == "chief":
             clear_result(project_dir)
         scorer = RetainedImportance(self.space, self.model, self.importance_weighting)
-        sign = 1.0
+        direction = "max"  # the data-free score: retained importance
         base_score = 1.0
         if trainer is not None:
             base_score = trainer.score(self.space.materialize(self.space.base_arch))
-            sign = 1.0 if self.objective.direction == "max" else -1.0
+            direction = self.objective.direction
         engine = self._search(space, scorer, trainer, project_dir)
-        arch, completed, completion_trials = self._choose(space, engine, scorer, trainer, sign)
+        arch, completed, completion_trials = self._choose(space, engine, scorer, trainer, direction)
         arch = space.check_arch(arch)  # a resumed state holds plain tuples, not KernelWidths
         slim = space.materialize(arch)
         final_score = scorer(arch) if trainer is None else trainer.fine_tune(slim, self.finetune_epochs)
         latency = None
         if latency_model is not None:
             latency = self._latency_report(latency_model, arch, slim)
-        result = self._result(space, engine, arch, slim, completed, sign, started,
+        result = self._result(space, engine, arch, slim, completed, direction, started,
                               score=final_score, base_score=base_score, latency=latency,
                               completion_trials=completion_trials)
         if distributed == "chief":

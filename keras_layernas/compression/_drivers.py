@@ -195,9 +195,8 @@ class CompressionTuner(LayerNASTuner):
         ended = self.oracle.get_trial(trial.trial_id)
         cost = self.space.cost(self.space.decode(ended.hyperparameters.values))
         score = ended.score if ended.status == "COMPLETED" else None
-        low, high = self.target
         maximize = self.oracle.objective.direction == "max"
-        self.progress.trial(cost, score, low <= cost <= high, maximize)
+        self.progress.trial(cost, score, self.oracle.target.contains(cost), maximize)
 
 
 def search_with_tuner(

@@ -20,7 +20,7 @@ from keras_tuner.src import utils as keras_tuner_utils
 from keras_tuner.src.engine.metrics_tracking import MetricsTracker
 
 from keras_layernas._io import fingerprint, write_atomically
-from keras_layernas.search import LayerNAS
+from keras_layernas.search import LayerNAS, as_maximized
 from keras_layernas.surgery.space import SearchSpace
 from keras_layernas.tuner._choices import choice_values, declare_architecture
 from keras_layernas.tuner._hypermodel import LayerNASHyperModel
@@ -341,9 +341,7 @@ class LayerNASOracle(keras_tuner.Oracle):
 
     def _layernas_sign(self, score: float | None) -> float | None:
         """LayerNAS maximizes; a KerasTuner objective may minimize (its own inverse)."""
-        if score is None or self.objective.direction == "max":
-            return score
-        return -score
+        return as_maximized(score, self.objective.direction)
 
     def _as_trial_entry(self, entry: dict, trial_of: Mapping[int, str]) -> dict:
         converted = {"trial_id": trial_of[entry["id"]], **entry}
@@ -354,8 +352,7 @@ class LayerNASOracle(keras_tuner.Oracle):
     def _in_target(self, trial: Trial) -> bool:
         if trial.trial_id not in self._cost_of_trial:
             self._cost_of_trial[trial.trial_id] = self.space.cost(self.architecture(trial))
-        low, high = self.target
-        return low <= self._cost_of_trial[trial.trial_id] <= high
+        return self.target.contains(self._cost_of_trial[trial.trial_id])
 
     def _fingerprint(self) -> dict[str, Any]:
         """What must not change between a search and its resume."""

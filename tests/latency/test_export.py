@@ -205,20 +205,6 @@ def test_calibration_data_of_unsupported_type_is_rejected(cnn, tmp_path):
         export.export_tflite(cnn, tmp_path / "m.tflite", quantize="int8", representative_data=[1, 2])
 
 
-def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
-    target = tmp_path / "m.tflite"
-    target.write_bytes(b"old")
-
-    def crash(*args):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(export.os, "replace", crash)
-    with pytest.raises(OSError, match="disk full"):
-        export._write_atomically(target, b"new")
-    assert target.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["m.tflite"]
-
-
 # --------------------------------------------------------------------------
 # export_tflite: outputs
 

@@ -220,7 +220,7 @@ def test_calibration_arguments_are_checked(cnn_space):
 
 def test_latency_model_is_exported_at_the_top_level():
     assert layernas.LatencyModel is LatencyModel
-    assert "LatencyModel" in layernas.profile.__all__
+    assert "LatencyModel" in layernas.latency.__all__
 
 
 def test_predict_of_a_hand_made_model_is_the_weighted_sum():
