@@ -1,6 +1,6 @@
 """The LayerNAS search space of an existing Keras model, its cost and its builder.
 
-``space_from_model`` turns the coupled channel groups of
+``space_parts`` (behind ``SearchSpace.from_model``) turns the coupled channel groups of
 :mod:`keras_layernas.surgery._graph` into searchable layers (paper, Appendix E.3
 and H):
 
@@ -29,7 +29,7 @@ from keras_layernas.profiling import formulas
 from keras_layernas.surgery import _materialize
 from keras_layernas.surgery._graph import _CONVS, _DEPTHWISE, Call, ChannelGraph, CoupledGroup
 from keras_layernas.surgery.importance import Importance, keep_indices, l1_importance
-from keras_layernas.surgery.space import Arch, SearchLayer, SearchSpace
+from keras_layernas.surgery.layer import Arch, SearchLayer
 
 DEFAULT_WIDTH_FRACTIONS = (1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25)
 DEFAULT_KERNEL_OPTIONS = (3, 5, 7)
@@ -648,15 +648,19 @@ def _weights_by_path(model: Any) -> dict:
     }
 
 
-def space_from_model(
+def space_parts(
     model: Any,
     width_options: WidthOptions = None,
     kernel_options: Sequence[int] | None = DEFAULT_KERNEL_OPTIONS,
     exclude: Sequence[str] = (),
     input_shape: Sequence[int] | None = None,
     importance: Importance = l1_importance,
-) -> SearchSpace:
-    """The LayerNAS search space that slims ``model``.
+) -> dict[str, Any]:
+    """The parts of the LayerNAS search space that slims ``model``.
+
+    ``SearchSpace.from_model(model, **arguments)`` builds the space from them;
+    this module returns parts rather than the space so that it never imports
+    ``space.py``, which imports it.
 
     Args:
         model: a functional or Sequential Keras model (nested models are fine).
@@ -673,8 +677,9 @@ def space_from_model(
             survive (default: L1 norm summed over a group's producers).
 
     Returns:
-        A ``SearchSpace`` whose ``cost`` needs no model build and whose
-        ``materialize(arch)`` returns a Keras model with inherited weights.
+        ``SearchSpace`` arguments: ``layers``, a ``cost_fn`` that needs no
+        model build, a ``build_fn`` returning a Keras model with inherited
+        weights, ``features_fn`` and the ``importance`` criterion.
 
     Raises:
         TypeError: a subclassed (non-graph) model.
@@ -683,4 +688,5 @@ def space_from_model(
     """
     plan = _ModelSpace(model, width_options, kernel_options, exclude, input_shape, importance)
     layers = [SearchLayer(e.name, e.kind, e.options, e.members, e.owners) for e in plan.entries]
-    return SearchSpace(layers, plan.cost, plan.materialize, plan.features, importance)
+    return dict(layers=layers, cost_fn=plan.cost, build_fn=plan.materialize,
+                features_fn=plan.features, importance=importance)
