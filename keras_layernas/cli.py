@@ -303,7 +303,7 @@ def _calibration(args: argparse.Namespace, model):
               "pass --data for a usable int8 model", file=sys.stderr)
         rng = np.random.default_rng(0)
         return rng.uniform(-1, 1, size=(32, *input_shape)).astype("float32")
-    from keras_layernas.compression._data import prepare_data
+    from keras_layernas.compression import prepare_data
 
     train, _ = prepare_data(args.data, None, input_shape, preprocess=_preprocess_for(args.model))
     return train.unbatch().map(lambda x, y: x).take(_CALIBRATION_SAMPLES).batch(32)

@@ -21,6 +21,7 @@ from keras_layernas.compression._compress import (
     start_from,
     uniform_arch,
 )
+from keras_layernas.compression._data import prepare_data, prepare_training
 from keras_layernas.compression._result import CompressionResult
 from keras_layernas.compression._training import Trainer, reestimate_batchnorm
 from keras_layernas.surgery.importance import WEIGHTINGS, RetainedImportance
@@ -33,6 +34,8 @@ __all__ = [
     "Trainer",
     "complete_to_target",
     "compress",
+    "prepare_data",
+    "prepare_training",
     "reestimate_batchnorm",
     "shrink_only",
     "start_from",

@@ -187,11 +187,6 @@ def start_from(space: SearchSpace, arch: Arch) -> SearchSpace:
         for layer, option in zip(space.layers, arch)])
 
 
-def _arch_strings(space: SearchSpace, arch: Arch) -> dict[str, str]:
-    """``{searchable layer: option}`` with JSON-able option strings (e.g. ``"k5_w96"``)."""
-    return {name: str(option) for name, option in space.as_dict(arch).items()}
-
-
 def _check_number(name: str, value: Any, low: float, high: float, integer: bool = False) -> None:
     kind = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
@@ -325,7 +320,8 @@ class CompressionSearch:
         self.model = model
         self.space = space if space is not None else SearchSpace.from_model(model, input_shape=input_shape)
         self.target = Target((1 - tolerance) * target, target,
-                             "MAdds" if self.cost == "madds" else "ms", self._target_name)
+                             "MAdds" if self.cost == "madds" else "ms (predicted latency)",
+                             self._target_name)
         self.calibration_archs, self.latency_runs = calibration_archs, latency_runs
         self.data, self.validation_data = data, validation_data
         self.max_trials = max_trials
@@ -459,7 +455,7 @@ class CompressionSearch:
             candidates.append((as_maximized(score, direction), arch, True))
             if trainer is not None:
                 completion_trials.append({**self._cost_fields(arch, space.cost(arch)), "score": score,
-                                          "arch": _arch_strings(space, arch)})
+                                          "arch": space.encode(arch)})
         if not candidates:
             raise RuntimeError(
                 f"No architecture in the target range {self.target} was found or reached by "
@@ -539,12 +535,12 @@ class CompressionSearch:
             history=[
                 {"id": r.id, "layer": r.layer, **self._cost_fields(r.arch, r.cost),
                  "score": as_maximized(r.score, direction),
-                 "arch": _arch_strings(space, r.arch)}
+                 "arch": space.encode(r.arch)}
                 for r in engine.history
             ] + [{"id": None, "layer": "completion", **t} for t in completion_trials],
             pareto_front=[
                 {**self._cost_fields(r.arch, r.cost), "score": as_maximized(r.score, direction),
-                 "arch": _arch_strings(space, r.arch)}
+                 "arch": space.encode(r.arch)}
                 for r in engine.pareto_front()
             ],
             layers=layer_table(self.space, arch, self.model, slim, self.input_shape),

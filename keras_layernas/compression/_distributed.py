@@ -63,18 +63,19 @@ def publish_result(project_dir: str, result: CompressionResult) -> None:
 
 
 def _arch_of_report(space: SearchSpace, report_arch: dict[str, str]) -> Arch:
-    """The options whose ``str`` the report holds (``to_dict`` writes ``str(option)``)."""
+    """The options the report holds, in the space's own encoding (``SearchLayer.encode``)."""
     arch = []
     for layer in space.layers:
         written = report_arch.get(layer.name)
-        matches = [option for option in layer.options if str(option) == written]
-        if not matches:
+        try:
+            arch.append(layer.decode(written))
+        except ValueError:
             raise ValueError(
                 f"The chief's report names option {written!r} for layer {layer.name!r}, which "
-                f"this process's search space lacks (options: {[str(o) for o in layer.options]}). "
+                f"this process's search space lacks (options: "
+                f"{[layer.encode(o) for o in layer.options]}). "
                 "Run the same script, model and space arguments on the chief and every worker."
-            )
-        arch.append(matches[0])
+            ) from None
     return tuple(arch)
 
 

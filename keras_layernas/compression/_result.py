@@ -17,7 +17,7 @@ from keras_layernas._io import atomic_path, write_atomically
 
 from keras_layernas.surgery.importance import named_layers
 from keras_layernas.profiling import profile
-from keras_layernas.surgery.space import Arch, SearchSpace
+from keras_layernas.surgery.space import Arch, SearchSpace, encode_option
 
 
 def _option_fields(option: Any) -> tuple[int | None, int | None]:
@@ -132,7 +132,7 @@ class CompressionResult:
     def to_dict(self) -> dict[str, Any]:
         """Everything but the model, JSON-ready."""
         return {
-            "arch": {k: str(v) for k, v in self.arch.items()},
+            "arch": {k: encode_option(v) for k, v in self.arch.items()},
             "target": list(self.target),
             "base_madds": self.base_madds,
             "madds": self.madds,

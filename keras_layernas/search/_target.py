@@ -30,7 +30,7 @@ class Target(tuple):
         >>> target.contains(97), target.contains(101), target == (95, 100)
         (True, False, True)
         >>> print(target.below_minimum(120))
-        target=100 MAdds is below the smallest model this search space can reach: 120 MAdds (every layer at its narrowest option).
+        target=100 is below the smallest model this search space can reach: 120 MAdds (every layer at its narrowest option).
     """
 
     def __new__(cls, low: Any, high: Any, unit: str = "cost", name: str = "target") -> "Target":
@@ -82,7 +82,7 @@ class Target(tuple):
         """The message saying the budget is below ``minimum``; None when it is not."""
         if minimum <= self[1]:
             return None
-        return (f"{self.name}={self[1]:.4g} {self.unit} is below the smallest model this search "
+        return (f"{self.name}={self[1]:.4g} is below the smallest model this search "
                 f"space can reach: {minimum:.4g} {self.unit} (every layer at its narrowest option).")
 
 

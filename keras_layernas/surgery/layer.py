@@ -12,6 +12,22 @@ from typing import Any
 Arch = tuple
 
 
+def encode_option(value: Any) -> int | float | str | bool:
+    """The one text-safe form of an option: itself if a JSON/``hp.Choice`` scalar, else ``str``.
+
+    The oracle's hyperparameters, the resume fingerprints, the report and the
+    chief -> worker hand-off all write options this way, and
+    :meth:`SearchLayer.decode` reads them back.
+
+    Example:
+        >>> encode_option(96), encode_option((5, 96))
+        (96, '(5, 96)')
+    """
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
 @dataclass(frozen=True)
 class SearchLayer:
     """One searchable layer.
@@ -35,9 +51,7 @@ class SearchLayer:
 
     def encode(self, value: Any) -> int | float | str | bool:
         """The ``hp.Choice``-safe form of an option value (stable across runs)."""
-        if isinstance(value, (bool, int, float, str)):
-            return value
-        return str(value)
+        return encode_option(value)
 
     def decode(self, encoded: Any) -> Any:
         """Inverse of :meth:`encode`.

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Mapping, Sequence
 
-from keras_layernas.surgery.layer import Arch, SearchLayer
+from keras_layernas.surgery.layer import Arch, SearchLayer, encode_option
 
-__all__ = ["Arch", "SearchLayer", "SearchSpace", "space_from_model"]
+__all__ = ["Arch", "SearchLayer", "SearchSpace", "encode_option", "space_from_model"]
 
 class SearchSpace:
     """Layered options + cost (+ optional builder) for one search.

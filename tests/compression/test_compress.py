@@ -14,6 +14,7 @@ import keras_layernas as layernas
 from keras_layernas.compression import _drivers
 from keras_layernas.compression._completion import complete_to_target
 from keras_layernas.surgery import RetainedImportance
+from keras_layernas.surgery.space import encode_option
 from keras_layernas.compression._training import Trainer, reestimate_batchnorm
 from keras_layernas.latency import _model as _latency
 from keras_layernas.compression._compress import CompressionSearch, shrink_only
@@ -264,7 +265,7 @@ def test_search_with_data_fine_tunes_scores_and_resumes_through_the_tuner(tmp_pa
     low, high = result.target
     in_target = [h for h in result.history if low <= h["madds"] <= high]
     best = max(in_target, key=lambda h: h["score"])  # first of equal scores: searched first
-    assert {k: str(v) for k, v in result.arch.items()} == best["arch"]
+    assert {k: encode_option(v) for k, v in result.arch.items()} == best["arch"]
     assert 0.95e6 <= layernas.count_madds(result.model) <= 1e6
     accuracy = np.mean(np.argmax(result.model.predict(validation[0], verbose=0), -1) == validation[1])
     assert math.isclose(accuracy, result.score, abs_tol=1e-6)  # the score is inference-mode
