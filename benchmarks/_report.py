@@ -12,7 +12,7 @@ import platform
 import re
 from pathlib import Path
 
-from keras_layernas._io import write_atomically
+from keras_layernas._io import atomic_path, write_atomically  # noqa: F401 (atomic_path: for plots)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
