@@ -38,8 +38,6 @@ result (:mod:`keras_layernas.compression._distributed`).
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 import os
 import tempfile
 import time
@@ -50,11 +48,12 @@ import keras
 import keras_tuner
 
 from keras_layernas.compression._completion import complete_to_target
+from keras_layernas.compression._config import CompressionConfig
 from keras_layernas.compression._distributed import clear_result, publish_result, role, wait_for_result
 from keras_layernas.compression._drivers import Progress, search_in_process, search_with_tuner
 from keras_layernas.compression._result import CompressionResult, layer_table
-from keras_layernas.surgery.importance import WEIGHTINGS, RetainedImportance, option_width
-from keras_layernas.compression._training import Trainer, as_objective
+from keras_layernas.surgery.importance import RetainedImportance, option_width
+from keras_layernas.compression._training import Trainer
 from keras_layernas.latency import LatencyModel
 from keras_layernas.profiling import count_madds
 from keras_layernas.search import LayerNAS, Target, as_maximized, cheapest_arch
@@ -63,7 +62,6 @@ from keras_layernas.surgery.space import Arch, SearchLayer, SearchSpace
 __all__ = ["CompressionResult", "CompressionSearch", "compress"]
 
 DATA_FREE_SCORE = "retained_importance"
-COSTS = ("madds", "latency")
 # Trials between two progress-bar updates of the data-free search (a trial is
 # microseconds; redrawing the bar every trial would dominate the run time).
 _DATA_FREE_BAR_EVERY = 1000
@@ -95,36 +93,6 @@ def shrink_only(space: SearchSpace) -> SearchSpace:
             options = layer.options
         layers.append(dataclasses.replace(layer, options=options))
     return space.with_layers(layers)
-
-
-def _resolve_cost(target_madds: Any, target_latency_ms: Any, cost: Any) -> tuple[str, float]:
-    """``(cost, target)`` from the one target given, checked against ``cost``.
-
-    Raises:
-        ValueError: no target, two targets, an unknown cost, or a cost that
-            does not match the target.
-    """
-    if cost not in (None, *COSTS):
-        raise ValueError(f"`cost` must be one of {COSTS}. Received: cost={cost!r}.")
-    if (target_madds is None) == (target_latency_ms is None):
-        raise ValueError(
-            "Give exactly one target: target_madds=... (MAdds budget) or "
-            "target_latency_ms=... (TFLite latency budget, with cost='latency'). "
-            f"Received: target_madds={target_madds!r}, target_latency_ms={target_latency_ms!r}."
-        )
-    given = "madds" if target_madds is not None else "latency"
-    if cost is not None and cost != given:
-        wanted = "target_madds" if cost == "madds" else "target_latency_ms"
-        raise ValueError(
-            f"cost={cost!r} searches under a {wanted} budget, but "
-            f"{'target_madds' if given == 'madds' else 'target_latency_ms'} was given. "
-            f"Pass {wanted}=... instead, or cost={given!r}."
-        )
-    if given == "madds":
-        _check_number("target_madds", target_madds, 1, math.inf)
-        return given, float(target_madds)
-    _check_number("target_latency_ms", target_latency_ms, 1e-6, math.inf)
-    return given, float(target_latency_ms)
 
 
 def uniform_arch(space: SearchSpace, target: tuple[float, float]) -> Arch:
@@ -187,13 +155,6 @@ def start_from(space: SearchSpace, arch: Arch) -> SearchSpace:
         for layer, option in zip(space.layers, arch)])
 
 
-def _check_number(name: str, value: Any, low: float, high: float, integer: bool = False) -> None:
-    kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
-        expected = "an integer" if integer else "a number"
-        raise ValueError(f"`{name}` must be {expected} in [{low:g}, {high:g}]. Received: {name}={value!r}.")
-
-
 class CompressionSearch:
     """A configured compression of one model; :meth:`run` performs it.
 
@@ -247,6 +208,9 @@ class CompressionSearch:
             ``"base"`` (the paper's choice, the base model) or ``"uniform"``
             (:func:`uniform_arch`, every width scaled by one factor to the target).
 
+    The settings, checked once, are ``search.config`` (a frozen
+    :class:`~keras_layernas.compression._config.CompressionConfig`).
+
     Raises:
         TypeError: ``model`` is not a functional or Sequential Keras model.
         ValueError: a bad argument (named in the message), or a distributed
@@ -294,77 +258,38 @@ class CompressionSearch:
         importance_weighting: str = "equal",
         start: str = "base",
     ):
-        self.cost, target = _resolve_cost(target_madds, target_latency_ms, cost)
-        _check_number("tolerance", tolerance, 1e-9, 1 - 1e-9)
-        _check_number("calibration_archs", calibration_archs, 3, math.inf, integer=True)
-        _check_number("latency_runs", latency_runs, 1, math.inf, integer=True)
-        _check_number("epochs_per_trial", epochs_per_trial, 0, math.inf, integer=True)
-        _check_number("finetune_epochs", finetune_epochs, 0, math.inf, integer=True)
-        _check_number("verbose", verbose, 0, 2, integer=True)
-        if max_trials is not None:
-            _check_number("max_trials", max_trials, 1, math.inf, integer=True)
-        if data is None and validation_data is not None:
-            raise ValueError(
-                "validation_data is only used to score fine-tuned candidates, which needs "
-                "training data too. Pass data=... as well, or drop validation_data for the "
-                "data-free search. Received: data=None."
-            )
-        if data is not None and directory is None and role() != "solo":
-            raise ValueError(
-                "A distributed search (KERASTUNER_ORACLE_IP is set) needs `directory`: a folder "
-                "the chief and every worker share, where the chief keeps the search state and "
-                "publishes the result the workers return. Pass directory=... (the same path "
-                f"on every process). Received: directory=None, KERASTUNER_TUNER_ID="
-                f"{os.environ.get('KERASTUNER_TUNER_ID')!r}."
-            )
+        self.config = CompressionConfig.checked(
+            target_madds=target_madds, target_latency_ms=target_latency_ms, cost=cost,
+            tolerance=tolerance, with_data=data is not None,
+            with_validation_data=validation_data is not None,
+            calibration_archs=calibration_archs, latency_runs=latency_runs, max_trials=max_trials,
+            epochs_per_trial=epochs_per_trial, finetune_epochs=finetune_epochs,
+            num_buckets=num_buckets, per_bucket=per_bucket, directory=directory,
+            overwrite=overwrite, input_shape=input_shape, seed=seed, verbose=verbose,
+            objective=objective, compile_kwargs=compile_kwargs, batch_size=batch_size,
+            preprocess=preprocess, project_name=project_name,
+            importance_weighting=importance_weighting, start=start,
+        )
         self.model = model
-        self.space = space if space is not None else SearchSpace.from_model(model, input_shape=input_shape)
-        self.target = Target((1 - tolerance) * target, target,
-                             "MAdds" if self.cost == "madds" else "ms (predicted latency)",
-                             self._target_name)
-        self.calibration_archs, self.latency_runs = calibration_archs, latency_runs
         self.data, self.validation_data = data, validation_data
-        self.max_trials = max_trials
-        self.epochs_per_trial, self.finetune_epochs = epochs_per_trial, finetune_epochs
-        self.num_buckets, self.per_bucket, self.seed = num_buckets, per_bucket, seed
-        self.directory = None if directory is None else os.fspath(directory)
-        self.overwrite, self.verbose = overwrite, verbose
-        self.objective = as_objective(objective)
-        self.compile_kwargs, self.batch_size, self.preprocess = compile_kwargs, batch_size, preprocess
-        self.input_shape = input_shape
-        self.project_name = project_name
-        if importance_weighting not in WEIGHTINGS:
-            raise ValueError(f"importance_weighting must be one of {WEIGHTINGS}. "
-                             f"Received: importance_weighting={importance_weighting!r}.")
-        self.importance_weighting = importance_weighting
-        if start not in ("base", "uniform"):
-            raise ValueError(f"start must be 'base' or 'uniform'. Received: start={start!r}.")
-        self.start = start
+        self.space = space if space is not None else SearchSpace.from_model(model, input_shape=input_shape)
 
     # -- the steps of run() --------------------------------------------------------
     def _check_target(self, space: SearchSpace) -> None:
         """Refuse a target below what the space can reach, naming the minimum."""
-        below = self.target.below_minimum(space.cost(cheapest_arch(space.options, space.cost)))
+        below = self.config.target.below_minimum(space.cost(cheapest_arch(space.options, space.cost)))
         if below:
             raise ValueError(
                 f"{below} Raise the target, or pass space=SearchSpace.from_model(model, "
                 "width_options=...) with narrower widths."
             )
 
-    @property
-    def _cost_unit(self) -> tuple[str, float]:
-        return ("MMAdds", 1e6) if self.cost == "madds" else ("ms", 1.0)
-
-    @property
-    def _target_name(self) -> str:
-        return "target_madds" if self.cost == "madds" else "target_latency_ms"
-
     def _unchanged(self, base_cost: float, started: float,
                    latency: dict | None) -> CompressionResult:
-        unit = "MAdds" if self.cost == "madds" else "ms (predicted latency)"
+        unit = "MAdds" if self.config.cost == "madds" else "ms (predicted latency)"
         warnings.warn(
-            f"The model already has {base_cost:.4g} {unit}, within {self._target_name}="
-            f"{self.target.high:.4g}: returning an unchanged copy. Lower the target to compress.",
+            f"The model already has {base_cost:.4g} {unit}, within {self.config.target_name}="
+            f"{self.config.target.high:.4g}: returning an unchanged copy. Lower the target to compress.",
             stacklevel=3,
         )
         base_madds = int(self.space.cost(self.space.base_arch))
@@ -372,43 +297,43 @@ class CompressionSearch:
         copy.set_weights(self.model.get_weights())
         params = self.model.count_params()
         return CompressionResult(
-            model=copy, arch=self.space.as_dict(self.space.base_arch), target=self.target,
+            model=copy, arch=self.space.as_dict(self.space.base_arch), target=self.config.target,
             base_madds=base_madds, madds=base_madds, base_params=params, params=params,
             score_name=self._score_name(), score=None, base_score=None, completed=False,
-            trials=0, search_seconds=time.perf_counter() - started, cost=self.cost,
+            trials=0, search_seconds=time.perf_counter() - started, cost=self.config.cost,
             latency=latency,
         )
 
     def _score_name(self) -> str:
-        return DATA_FREE_SCORE if self.data is None else self.objective.name
+        return DATA_FREE_SCORE if self.data is None else self.config.objective.name
 
     def _trainer(self) -> Trainer:
         from keras_layernas.compression._data import prepare_training
 
-        input_shape = self.input_shape or tuple(self.model.inputs[0].shape[1:])
+        input_shape = self.config.input_shape or tuple(self.model.inputs[0].shape[1:])
         train, validation = prepare_training(
-            self.data, self.validation_data, input_shape, self.batch_size, self.preprocess
+            self.data, self.validation_data, input_shape, self.config.batch_size, self.config.preprocess
         )
-        return Trainer(train, validation, self.objective, self.compile_kwargs,
-                       fit_verbose=2 if self.verbose == 2 else 0)
+        return Trainer(train, validation, self.config.objective, self.config.compile_kwargs,
+                       fit_verbose=2 if self.config.verbose == 2 else 0)
 
     def _search(self, space: SearchSpace, scorer: RetainedImportance | None,
                 trainer: Trainer | None, project_dir: str | None) -> LayerNAS | None:
-        settings = dict(target=self.target, num_buckets=self.num_buckets,
-                        per_bucket=self.per_bucket, seed=self.seed, max_trials=self.max_trials)
+        settings = dict(target=self.config.target, num_buckets=self.config.num_buckets,
+                        per_bucket=self.config.per_bucket, seed=self.config.seed, max_trials=self.config.max_trials)
         if trainer is None:
-            progress = Progress(self.max_trials, self.verbose, DATA_FREE_SCORE,
-                                every=1 if self.max_trials else _DATA_FREE_BAR_EVERY,
-                                cost_unit=self._cost_unit)
-            engine = search_in_process(space, scorer, settings, project_dir, self.overwrite, progress)
+            progress = Progress(self.config.max_trials, self.config.verbose, DATA_FREE_SCORE,
+                                every=1 if self.config.max_trials else _DATA_FREE_BAR_EVERY,
+                                cost_unit=self.config.cost_unit)
+            engine = search_in_process(space, scorer, settings, project_dir, self.config.overwrite, progress)
         else:
-            settings["max_trials"] = self.max_trials or sum(len(o) for o in space.options)
-            progress = Progress(settings["max_trials"], self.verbose, self.objective.name,
-                                cost_unit=self._cost_unit)
+            settings["max_trials"] = self.config.max_trials or sum(len(o) for o in space.options)
+            progress = Progress(settings["max_trials"], self.config.verbose, self.config.objective.name,
+                                cost_unit=self.config.cost_unit)
             with tempfile.TemporaryDirectory(prefix="layernas-") as scratch:
                 engine = search_with_tuner(
-                    space, trainer, self.epochs_per_trial, settings, self.directory or scratch,
-                    self.project_name, self.overwrite, progress,
+                    space, trainer, self.config.epochs_per_trial, settings, self.config.directory or scratch,
+                    self.config.project_name, self.config.overwrite, progress,
                 )
         progress.close()
         return engine
@@ -423,8 +348,8 @@ class CompressionSearch:
         """
         told = sorted((r for r in engine.history if r.score is not None),
                       key=lambda r: (r.layer, r.score), reverse=True)
-        starts = [r.arch for r in told[: self.per_bucket]] + [space.base_arch]
-        completions = {complete_to_target(space, arch, scorer.log_term, self.target) for arch in starts}
+        starts = [r.arch for r in told[: self.config.per_bucket]] + [space.base_arch]
+        completions = {complete_to_target(space, arch, scorer.log_term, self.config.target) for arch in starts}
         completions.discard(None)
         return sorted(sorted(completions, key=str), key=scorer.log_score, reverse=True)
 
@@ -451,14 +376,14 @@ class CompressionSearch:
         completion_trials = []
         for arch in self._completions(space, engine, scorer):
             score = scorer(arch) if trainer is None else trainer.fine_tune(
-                space.materialize(arch), self.epochs_per_trial)
+                space.materialize(arch), self.config.epochs_per_trial)
             candidates.append((as_maximized(score, direction), arch, True))
             if trainer is not None:
                 completion_trials.append({**self._cost_fields(arch, space.cost(arch)), "score": score,
                                           "arch": space.encode(arch)})
         if not candidates:
             raise RuntimeError(
-                f"No architecture in the target range {self.target} was found or reached by "
+                f"No architecture in the target range {self.config.target} was found or reached by "
                 "completion: the range is narrower than one option step. Raise tolerance."
             )
         # max keeps the first of equal scores: the searched candidate before completions
@@ -473,14 +398,14 @@ class CompressionSearch:
         re-measures nothing; ``overwrite`` measures again.
         """
         cache = None
-        if self.directory is not None:
-            os.makedirs(self.directory, exist_ok=True)
-            cache = os.path.join(self.directory, f"{self.project_name}.latency.json")
-            if self.overwrite and os.path.exists(cache):
+        if self.config.directory is not None:
+            os.makedirs(self.config.directory, exist_ok=True)
+            cache = os.path.join(self.config.directory, f"{self.config.project_name}.latency.json")
+            if self.config.overwrite and os.path.exists(cache):
                 os.remove(cache)
         return LatencyModel.calibrate(
-            space, num_archs=self.calibration_archs, runs=self.latency_runs, num_threads=1,
-            cache=cache, seed=self.seed, verbose=1 if self.verbose == 2 else 0,
+            space, num_archs=self.config.calibration_archs, runs=self.config.latency_runs, num_threads=1,
+            cache=cache, seed=self.config.seed, verbose=1 if self.config.verbose == 2 else 0,
         )
 
     def _latency_report(self, latency_model: LatencyModel, arch: Arch,
@@ -505,7 +430,7 @@ class CompressionSearch:
 
     def _cost_fields(self, arch: Arch, cost: float) -> dict[str, float]:
         """A trial's MAdds (and predicted latency when that was the search's cost)."""
-        if self.cost == "madds":
+        if self.config.cost == "madds":
             return {"madds": cost}
         return {"madds": self.space.cost(arch), "latency_ms": cost}
 
@@ -521,7 +446,7 @@ class CompressionSearch:
         return CompressionResult(
             model=slim,
             arch=space.as_dict(arch),
-            target=self.target,
+            target=self.config.target,
             base_madds=int(self.space.cost(self.space.base_arch)),
             madds=count_madds(slim),
             base_params=self.model.count_params(),
@@ -543,8 +468,8 @@ class CompressionSearch:
                  "arch": space.encode(r.arch)}
                 for r in engine.pareto_front()
             ],
-            layers=layer_table(self.space, arch, self.model, slim, self.input_shape),
-            cost=self.cost,
+            layers=layer_table(self.space, arch, self.model, slim, self.config.input_shape),
+            cost=self.config.cost,
             latency=latency,
         )
 
@@ -558,7 +483,7 @@ class CompressionSearch:
         """
         self._search(space, None, trainer, project_dir)
         result = wait_for_result(project_dir, space)
-        if self.verbose:
+        if self.config.verbose:
             print(result.summary())
         return result
 
@@ -578,36 +503,36 @@ class CompressionSearch:
         started = time.perf_counter()
         space = shrink_only(self.space) if self.data is None else self.space
         latency_model = None
-        if self.cost == "latency":
+        if self.config.cost == "latency":
             latency_model = self._calibrate(space)
             space = space.with_cost(latency_model.predict)
         base_cost = space.cost(space.base_arch)
-        if base_cost <= self.target.high:
+        if base_cost <= self.config.target.high:
             latency = None
             if latency_model is not None:
                 latency = self._latency_report(latency_model, space.base_arch, None)
             return self._unchanged(base_cost, started, latency)
         trainer = None if self.data is None else self._trainer()
         self._check_target(space)
-        if self.start == "uniform":
-            space = start_from(space, uniform_arch(space, self.target))
-        project_dir = None if self.directory is None else os.path.join(self.directory, self.project_name)
+        if self.config.start == "uniform":
+            space = start_from(space, uniform_arch(space, self.config.target))
+        project_dir = None if self.config.directory is None else os.path.join(self.config.directory, self.config.project_name)
         distributed = role() if trainer is not None else "solo"
         if distributed == "worker":
             return self._run_as_worker(space, trainer, project_dir)
         if distributed == "chief":
             clear_result(project_dir)
-        scorer = RetainedImportance(self.space, self.model, self.importance_weighting)
+        scorer = RetainedImportance(self.space, self.model, self.config.importance_weighting)
         direction = "max"  # the data-free score: retained importance
         base_score = 1.0
         if trainer is not None:
             base_score = trainer.score(self.space.materialize(self.space.base_arch))
-            direction = self.objective.direction
+            direction = self.config.objective.direction
         engine = self._search(space, scorer, trainer, project_dir)
         arch, completed, completion_trials = self._choose(space, engine, scorer, trainer, direction)
         arch = space.check_arch(arch)  # a resumed state holds plain tuples, not KernelWidths
         slim = space.materialize(arch)
-        final_score = scorer(arch) if trainer is None else trainer.fine_tune(slim, self.finetune_epochs)
+        final_score = scorer(arch) if trainer is None else trainer.fine_tune(slim, self.config.finetune_epochs)
         latency = None
         if latency_model is not None:
             latency = self._latency_report(latency_model, arch, slim)
@@ -616,7 +541,7 @@ class CompressionSearch:
                               completion_trials=completion_trials)
         if distributed == "chief":
             publish_result(project_dir, result)
-        if self.verbose:
+        if self.config.verbose:
             print(result.summary())
         return result
 
