@@ -6,37 +6,27 @@
 * ``_model`` fits :class:`LatencyModel`, a per-op latency prediction of a
   search space from a few measured architectures.
 
-Public names load lazily (PEP 562), so ``import keras_layernas.latency`` stays
-cheap and never imports TensorFlow or tfmot.
+Both import TensorFlow, LiteRT and tf_keras only inside the functions that
+need them, so ``import keras_layernas.latency`` stays cheap and never imports
+tfmot (whose import switches the whole process to legacy Keras).
 """
 from __future__ import annotations
 
-import importlib
+from keras_layernas.latency._model import (
+    LatencyModel,
+    calibration_archs,
+    fit_nonnegative,
+    measure_model_latency,
+)
+from keras_layernas.latency.export import LatencyCost, export_tflite, measure_latency, to_tf_keras
 
-# public name -> module that defines it
-_EXPORTS = {
-    "LatencyCost": "export",
-    "export_tflite": "export",
-    "measure_latency": "export",
-    "to_tf_keras": "export",
-    "LatencyModel": "_model",
-    "calibration_archs": "_model",
-    "fit_nonnegative": "_model",
-    "measure_model_latency": "_model",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    if name == "export":
-        return importlib.import_module(f"{__name__}.export")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__) | {"export"})
+__all__ = [
+    "LatencyCost",
+    "LatencyModel",
+    "calibration_archs",
+    "export_tflite",
+    "fit_nonnegative",
+    "measure_latency",
+    "measure_model_latency",
+    "to_tf_keras",
+]
