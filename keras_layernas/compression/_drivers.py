@@ -31,7 +31,7 @@ import keras
 from keras_layernas.compression._distributed import role
 from keras_layernas import _io
 from keras_layernas._io import write_atomically
-from keras_layernas.search import LayerNAS
+from keras_layernas.search import LayerNAS, Target
 from keras_layernas.surgery.space import Arch, SearchSpace
 from keras_layernas.tuner import LayerNASTuner
 
@@ -169,18 +169,19 @@ class CompressionTuner(LayerNASTuner):
         trainer: a :class:`~keras_layernas.compression._training.Trainer`.
         epochs: fine-tuning epochs per trial.
         progress: where ended trials are reported.
-        target: ``(low, high)`` MAdds range of the search.
+        target: the search's cost range (a :class:`~keras_layernas.search.Target` or a pair).
         **kwargs: :class:`LayerNASTuner` arguments.
     """
 
     def __init__(self, space: SearchSpace, trainer: Any, epochs: int, progress: Progress,
-                 target: tuple[float, float], **kwargs):
+                 target: Target, **kwargs):
         super().__init__(space, objective=trainer.objective, target=target, **kwargs)
         self.space = space
         self.trainer = trainer
         self.epochs = epochs
         self.progress = progress
-        self.target = target
+        # the oracle's own target is out of reach on a worker (an OracleClient)
+        self.target = Target.of(target)
 
     def run_trial(self, trial, *args, **kwargs) -> dict[str, float]:
         strategy = self.distribution_strategy
@@ -196,7 +197,7 @@ class CompressionTuner(LayerNASTuner):
         cost = self.space.cost(self.space.decode(ended.hyperparameters.values))
         score = ended.score if ended.status == "COMPLETED" else None
         maximize = self.oracle.objective.direction == "max"
-        self.progress.trial(cost, score, self.oracle.target.contains(cost), maximize)
+        self.progress.trial(cost, score, self.target.contains(cost), maximize)
 
 
 def search_with_tuner(
