@@ -154,9 +154,290 @@ def stage_base(payload: dict) -> None:
     log(f"base: val {val_acc:.4f} test {test_acc:.4f} in {seconds:.0f} s of training")
 
 
+
+# -- stage: methods --------------------------------------------------------------------
+TARGETS = (0.7, 0.5, 0.3)
+TOLERANCE = 0.05
+FINETUNE_RECIPE = {
+    "epochs": 1,
+    "optimizer": "Adam, cosine decay to 0 over the fine-tune",
+    "learning_rate": 5e-4,
+    "batch_size": 128,
+    "data": "the base's 45k training split and augmentation",
+    "bn": "BatchNorm statistics re-estimated on 20 training batches before evaluation",
+}
+# LayerNAS trials with data: trained on this many training images each epoch
+TRIAL_IMAGES = 5_000
+METHODS = ("base_finetuned", "uniform_inherited", "global_magnitude", "compress_free",
+           "compress_data", "random_search", "uniform_scratch")
+DEFAULT_METHODS = ("base_finetuned", "uniform_inherited", "global_magnitude", "compress_free")
+
+
+def width_of(option) -> int:
+    """Channel count of a width option (a plain int or a ``KernelWidth``)."""
+    return int(getattr(option, "width", option))
+
+
+def global_magnitude_arch(space: layernas.SearchSpace, model: keras.Model,
+                          target: tuple[float, float]) -> tuple:
+    """What a Torch-Pruning user gets: one global ranking of channels, cut to the target.
+
+    Each coupled channel group's score is the sum of ``|gamma|`` over the
+    BatchNorm layers on its channels, divided by the group's mean (Torch-Pruning's
+    ``global_pruning`` with a ``mean`` group normalizer), so all groups share one
+    scale. One threshold ``t`` keeps, in every group, the channels scoring
+    ``>= t``, rounded up to the space's next width option; ``t`` is raised by
+    bisection until the MAdds fall into ``target``. Kernels stay as in the base;
+    which channels survive within a group is surgery's own importance (L1), as
+    for every method here.
+    """
+    scores = []
+    for layer in space.layers:
+        base = layer.options[0]
+        if layer.kind == "kernel":
+            scores.append(None)
+            continue
+        gammas = [np.abs(model.get_layer(name).gamma.numpy()) for name in layer.owners
+                  if isinstance(model.get_layer(name), keras.layers.BatchNormalization)
+                  and model.get_layer(name).gamma is not None
+                  and model.get_layer(name).gamma.shape[0] == width_of(base)]
+        if not gammas:
+            scores.append(None)
+            continue
+        total = np.sum(gammas, axis=0)
+        scores.append(total / total.mean())
+
+    def arch_at(threshold: float) -> tuple:
+        arch = []
+        for layer, channel_scores in zip(space.layers, scores):
+            base = layer.options[0]
+            if channel_scores is None:
+                arch.append(base)
+                continue
+            keep = max(1, int((channel_scores >= threshold).sum()))
+            same_kernel = [o for o in layer.options if getattr(o, "kernel", None) == getattr(base, "kernel", None)]
+            wide_enough = [o for o in same_kernel if width_of(o) >= keep]
+            arch.append(min(wide_enough, key=width_of))
+        return tuple(arch)
+
+    low, high = 0.0, max(float(s.max()) for s in scores if s is not None) + 1.0
+    best = None
+    for _ in range(60):
+        middle = (low + high) / 2
+        arch = arch_at(middle)
+        cost = space.cost(arch)
+        if cost > target[1]:
+            low = middle
+        else:
+            high = middle
+            best = arch
+            if cost >= target[0]:
+                return arch
+    if best is None:
+        raise RuntimeError(f"global magnitude cut cannot reach {target}")
+    return best
+
+
+def every_width_space(model: keras.Model) -> layernas.SearchSpace:
+    """Every width from 1 to the base's, base kernels: the uniform and global cuts
+    can then land inside the 5% tolerance (the default space's widths step by 8)."""
+    return layernas.SearchSpace.from_model(
+        model, width_options=lambda name, base_width: range(base_width, 0, -1), kernel_options=None)
+
+
+def finetune_and_test(model: keras.Model, splits: dict, seed: int) -> dict:
+    """The one final fine-tune every method gets; accuracies after BN re-estimation."""
+    recipe, size = FINETUNE_RECIPE, BASE_RECIPE["input_size"]
+    keras.utils.set_random_seed(seed)
+    train = _cifar10.make_dataset(splits["train"], recipe["batch_size"], size, training=True, seed=seed)
+    bn = _cifar10.bn_dataset(splits["train"], recipe["batch_size"], size)
+    started = time.perf_counter()
+    if recipe["epochs"]:
+        _cifar10.train(model, train, recipe["epochs"], recipe["learning_rate"], recipe["batch_size"])
+    seconds = time.perf_counter() - started
+    validation = _cifar10.make_dataset(splits["validation"], 256, size, training=False)
+    test = _cifar10.make_dataset(splits["test"], 256, size, training=False)
+    return {"val_acc": _cifar10.evaluate(model, bn, validation),
+            "test_acc": _cifar10.evaluate(model, bn, test), "finetune_s": seconds}
+
+
+def trial_data(splits: dict) -> tuple:
+    size = BASE_RECIPE["input_size"]
+    head = (splits["train"][0][:TRIAL_IMAGES], splits["train"][1][:TRIAL_IMAGES])
+    train = _cifar10.make_dataset(head, 64, size, training=True, seed=0)
+    validation = _cifar10.make_dataset(splits["validation"], 256, size, training=False)
+    return train, validation
+
+
+def slim_model(method: str, fraction: float, base: keras.Model, splits: dict) -> tuple[keras.Model, dict]:
+    """The method's model at ``fraction`` of the base MAdds, before the final fine-tune."""
+    from keras_layernas.compress import uniform_arch
+
+    space = layernas.SearchSpace.from_model(base)
+    high = fraction * layernas.count_madds(base)
+    target = ((1 - TOLERANCE) * high, high)
+    started = time.perf_counter()
+    info: dict = {}
+    if method == "base_finetuned":
+        model = keras.models.clone_model(base)
+        model.set_weights(base.get_weights())
+    elif method in ("uniform_inherited", "uniform_scratch"):
+        fine = every_width_space(base)
+        model = fine.materialize(uniform_arch(fine, target))
+        if method == "uniform_scratch":
+            model = keras.models.clone_model(model)  # fresh initial weights
+    elif method == "global_magnitude":
+        fine = every_width_space(base)
+        model = fine.materialize(global_magnitude_arch(fine, base, target))
+    elif method == "compress_free":
+        model = layernas.compress(base, high, verbose=0)
+    elif method in ("compress_data", "random_search"):
+        train, validation = trial_data(splits)
+        search = layernas.CompressionSearch(
+            base, high, data=train, validation_data=validation, max_trials=24, verbose=1,
+            directory=WORK / "searches", project_name=f"{method}_{fraction}",
+            **({"algorithm": "random"} if method == "random_search" else {}))
+        result = search.run()
+        model = result.model
+        info = {"trials": result.trials, "completed": result.completed,
+                "trials_in_target": sum(target[0] <= h["madds"] <= target[1] for h in result.history)}
+    else:
+        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    info["search_s"] = time.perf_counter() - started
+    if method == "uniform_scratch":
+        steps_per_epoch = -(-len(splits["train"][1]) // BASE_RECIPE["batch_size"])
+        train = _cifar10.make_dataset(splits["train"], BASE_RECIPE["batch_size"],
+                                      BASE_RECIPE["input_size"], training=True, seed=0)
+        _cifar10.train(model, train, BASE_RECIPE["epochs"], BASE_RECIPE["learning_rate"],
+                       BASE_RECIPE["batch_size"], warmup_epochs=1)
+        info["scratch_train_s"] = time.perf_counter() - started - info["search_s"]
+        info["steps_per_epoch"] = steps_per_epoch
+    return model, info
+
+
+def stage_methods(payload: dict, methods: list[str], seeds: int, targets: list[float]) -> None:
+    base = load_base()
+    splits = _cifar10.load_splits()
+    done = {(r["method"], r["target"], r["seed"]) for r in payload["rows"]}
+    slim_dir = WORK / "slim"
+    slim_dir.mkdir(parents=True, exist_ok=True)
+    for fraction in targets:
+        for method in methods:
+            target = 1.0 if method == "base_finetuned" else fraction
+            if method == "base_finetuned" and fraction != targets[0]:
+                continue
+            todo = [s for s in range(seeds) if (method, target, s) not in done]
+            if not todo:
+                continue
+            path = slim_dir / f"{method}_{target}.keras"
+            info_path = slim_dir / f"{method}_{target}.json"
+            if path.exists() and info_path.exists():
+                info = json.loads(info_path.read_text())
+            else:
+                log(f"{method} at {target:.0%}: searching")
+                model, info = slim_model(method, target, base, splits)
+                model.save(path)
+                atomic_write(info_path, json.dumps(info))
+            for seed in todo:
+                model = keras.models.load_model(path)
+                scores = finetune_and_test(model, splits, seed)
+                row = {"method": method, "target": target, "seed": seed,
+                       "madds": layernas.count_madds(model), "params": model.count_params(),
+                       **info, **scores}
+                payload["rows"].append(row)
+                payload["finetune_recipe"] = FINETUNE_RECIPE
+                save_results(payload)
+                log(f"{method} at {target:.0%} seed {seed}: test {scores['test_acc']:.4f} "
+                    f"({row['madds'] / 1e6:.2f} MMAdds)")
+
+
+# -- stage: report ---------------------------------------------------------------------
+def summarize(rows: list[dict]) -> list[dict]:
+    """Mean, spread and paired difference to ``uniform_inherited`` per (method, target).
+
+    The spread is the sample standard deviation over seeds; a difference whose
+    size is below the larger spread of the two methods is reported as
+    ``"no difference measured"``, never as a win or a loss.
+    """
+    by_key: dict[tuple, dict[int, dict]] = {}
+    for row in rows:
+        by_key.setdefault((row["method"], row["target"]), {})[row["seed"]] = row
+    summary = []
+    for (method, target), seeds in sorted(by_key.items(), key=lambda kv: (-kv[0][1], kv[0][0])):
+        accuracies = np.array([r["test_acc"] for r in seeds.values()])
+        entry = {"method": method, "target": target, "n": len(accuracies),
+                 "madds": int(np.mean([r["madds"] for r in seeds.values()])),
+                 "mean": float(accuracies.mean()),
+                 "std": float(accuracies.std(ddof=1)) if len(accuracies) > 1 else None}
+        reference = by_key.get(("uniform_inherited", target))
+        if reference and method != "uniform_inherited":
+            paired = [seeds[s]["test_acc"] - reference[s]["test_acc"] for s in seeds if s in reference]
+            if paired:
+                ref_acc = np.array([r["test_acc"] for r in reference.values()])
+                spread = max(entry["std"] or 0.0, float(ref_acc.std(ddof=1)) if len(ref_acc) > 1 else 0.0)
+                difference = float(np.mean(paired))
+                entry.update(
+                    vs_uniform=difference,
+                    vs_uniform_std=float(np.std(paired, ddof=1)) if len(paired) > 1 else None,
+                    verdict=("no difference measured" if abs(difference) <= spread or len(paired) < 2
+                             else "better" if difference > 0 else "worse"))
+        summary.append(entry)
+    return summary
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def stage_report(payload: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = summarize(payload["rows"])
+    payload["summary"] = summary
+    save_results(payload)
+    base = payload["base"]
+    lines = [
+        f"Base: MobileNetV2 0.35 @ 64x64 on CIFAR-10, test accuracy {_pct(base['test_acc'])}% "
+        f"({base['madds'] / 1e6:.2f} MMAdds, {base['params']:,} params, trained "
+        f"{base['recipe']['epochs']} epochs in {base['train_seconds'] / 60:.0f} min). Final fine-tune of "
+        f"every method: {json.dumps(payload.get('finetune_recipe', FINETUNE_RECIPE))}.",
+        "",
+        "| target | method | MMAdds | n | test acc % (mean ± std) | vs uniform_inherited (pts, paired) | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for e in summary:
+        versus = "-" if "vs_uniform" not in e else (
+            f"{100 * e['vs_uniform']:+.2f} ± {_pct(e['vs_uniform_std'])}")
+        lines.append(f"| {e['target']:.0%} | {e['method']} | {e['madds'] / 1e6:.2f} | {e['n']} | "
+                     f"{_pct(e['mean'])} ± {_pct(e['std'])} | {versus} | {e.get('verdict', '-')} |")
+    table = "\n".join(lines)
+    atomic_write(RESULTS / f"{NAME}.md", table + "\n")
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for method in sorted({e["method"] for e in summary}):
+        points = sorted((e for e in summary if e["method"] == method), key=lambda e: e["madds"])
+        axes.errorbar([e["madds"] / 1e6 for e in points], [100 * e["mean"] for e in points],
+                      yerr=[100 * (e["std"] or 0) for e in points], marker="o", capsize=3, label=method)
+    axes.set_xlabel("MMAdds")
+    axes.set_ylabel("CIFAR-10 test accuracy % (mean ± std over seeds)")
+    axes.set_title("Compression quality: same final fine-tune for every method")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(RESULTS / f"{NAME}.png", dpi=110)
+    print(table)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--stage", choices=("base", "methods", "report"), default="base")
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                        help=f"comma-separated, of {METHODS}")
+    parser.add_argument("--seeds", type=int, default=3, help="final fine-tunes per method and target")
+    parser.add_argument("--targets", default=",".join(map(str, TARGETS)),
+                        help="fractions of the base MAdds, in the order to run them")
     return parser.parse_args(argv)
 
 
@@ -165,6 +446,11 @@ def main(argv: list[str] | None = None) -> None:
     payload = load_results()
     if args.stage == "base":
         stage_base(payload)
+    elif args.stage == "methods":
+        stage_methods(payload, args.methods.split(","), args.seeds,
+                      [float(t) for t in args.targets.split(",")])
+    else:
+        stage_report(payload)
 
 
 if __name__ == "__main__":

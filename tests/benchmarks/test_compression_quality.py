@@ -1,0 +1,64 @@
+"""The compression-quality benchmark's baselines: the global magnitude cut and the every-width space."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import keras_layernas as layernas
+from benchmarks.compression_quality import every_width_space, global_magnitude_arch, width_of
+
+
+def _two_conv_model() -> keras.Model:
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(32, 3, padding="same", name="c1")(inputs)
+    x = keras.layers.BatchNormalization(name="bn1")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Conv2D(32, 3, padding="same", name="c2")(x)
+    x = keras.layers.BatchNormalization(name="bn2")(x)
+    x = keras.layers.ReLU()(x)
+    outputs = keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(x))
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.parametrize("fraction", [0.7, 0.5, 0.3])
+def test_global_magnitude_cut_lands_in_target_and_cuts_the_low_gamma_channels_first(fraction):
+    model = _two_conv_model()
+    # bn1: half its channels near zero; bn2: all alike. The global ranking
+    # (normalized per group) cuts bn1's weak half before touching bn2 evenly.
+    gamma1 = np.where(np.arange(32) < 16, 1.0, 0.01) + np.linspace(0, 0.001, 32)
+    model.get_layer("bn1").gamma.assign(gamma1)
+    model.get_layer("bn2").gamma.assign(1.0 + np.linspace(0, 0.1, 32))
+    space = every_width_space(model)
+    high = fraction * layernas.count_madds(model)
+    arch = global_magnitude_arch(space, model, (0.95 * high, high))
+    assert 0.95 * high <= space.cost(arch) <= high
+    widths = dict(zip(space.names, (width_of(o) for o in arch)))
+    first, second = widths[space.names[0]], widths[space.names[1]]
+    assert first < 32
+    assert second == 32 or first <= 16  # c2 is cut only once c1's weak half is gone
+    assert layernas.count_madds(space.materialize(arch)) == space.cost(arch)
+
+
+def test_every_width_space_offers_each_width_down_to_one():
+    space = every_width_space(_two_conv_model())
+    assert [width_of(o) for o in space.layers[0].options] == list(range(32, 0, -1))
+
+
+def _row(method, target, seed, acc):
+    return {"method": method, "target": target, "seed": seed, "test_acc": acc, "madds": 100}
+
+
+def test_summary_calls_a_difference_inside_the_seed_spread_no_difference():
+    from benchmarks.compression_quality import summarize
+
+    rows = [_row("uniform_inherited", 0.5, s, a) for s, a in enumerate([0.60, 0.62, 0.64])]
+    rows += [_row("compress_free", 0.5, s, a) for s, a in enumerate([0.61, 0.63, 0.65])]
+    rows += [_row("global_magnitude", 0.5, s, a) for s, a in enumerate([0.70, 0.71, 0.72])]
+    summary = {e["method"]: e for e in summarize(rows)}
+    assert summary["compress_free"]["vs_uniform"] == pytest.approx(0.01)
+    assert summary["compress_free"]["verdict"] == "no difference measured"
+    assert summary["global_magnitude"]["vs_uniform"] == pytest.approx(0.09)
+    assert summary["global_magnitude"]["verdict"] == "better"
+    assert summary["uniform_inherited"]["std"] == pytest.approx(0.02)
+    assert "verdict" not in summary["uniform_inherited"]
