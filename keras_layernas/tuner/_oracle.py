@@ -72,9 +72,9 @@ class LayerNASOracle(keras_tuner.Oracle):
     ``create_trial`` returns status ``"IDLE"`` while the current layer waits on
     trials still running elsewhere, and ``"STOPPED"`` when LayerNAS is done (or
     ``max_trials`` is reached). A trial that raises or whose objective is NaN
-    or infinite follows KerasTuner's rules (``"INVALID"``, retried up to ``max_retries_per_trial``
-    times, then ``"FAILED"``); only its final outcome reaches LayerNAS, and a
-    failure never enters a bucket. ``max_consecutive_failed_trials`` failures in
+    or infinite follows KerasTuner's rules (``"INVALID"``, retried up to
+    ``max_retries_per_trial`` times, then ``"FAILED"``); only its final outcome
+    reaches LayerNAS, and a failure never enters a bucket. ``max_consecutive_failed_trials`` failures in
     a row end the search with KerasTuner's ``RuntimeError``.
 
     Workers are not trusted (KerasTuner's gRPC is plaintext and
@@ -117,10 +117,10 @@ class LayerNASOracle(keras_tuner.Oracle):
 
     Raises:
         TypeError: ``space`` is not a ``SearchSpace``.
-        ValueError: ``idle_wait_s`` or ``worker_timeout_s`` is not positive, ``target`` is not a finite
-            ``(low, high)`` pair or lies outside the space's reachable cost
-            (LayerNAS's checks), a count is not positive, or a layer's options
-            cannot be ``hp.Choice`` values.
+        ValueError: ``idle_wait_s`` is negative, ``worker_timeout_s`` is not
+            positive, ``target`` is not a finite ``(low, high)`` pair or lies
+            outside the space's reachable cost (LayerNAS's checks), a count is
+            not positive, or a layer's options cannot be ``hp.Choice`` values.
 
     Example:
         >>> from keras_layernas.surgery import SearchSpace
@@ -157,8 +157,9 @@ class LayerNASOracle(keras_tuner.Oracle):
                 "idle_wait_s must be a number of seconds >= 0. "
                 f"Received: idle_wait_s={idle_wait_s!r}."
             )
-        if worker_timeout_s is not None and not (
-                isinstance(worker_timeout_s, numbers.Real) and worker_timeout_s > 0):
+        if worker_timeout_s is not None and (
+                isinstance(worker_timeout_s, bool)
+                or not isinstance(worker_timeout_s, numbers.Real) or not worker_timeout_s > 0):
             raise ValueError(
                 "worker_timeout_s must be a number of seconds > 0, or None to wait for "
                 f"a silent worker forever. Received: worker_timeout_s={worker_timeout_s!r}."
