@@ -1,16 +1,19 @@
 """LayerNASOracle under faults: non-finite objectives, untrusted workers, dead workers,
-corrupt state files. Driven trial by trial, without training."""
+corrupt state files. Driven trial by trial, without training, but for one real search."""
 from __future__ import annotations
 
 import json
 import logging
 import math
 
+import keras
 import keras_tuner
+import numpy as np
 import pytest
 from keras_tuner.engine.trial import Trial, TrialStatus
 
-from keras_layernas.tuner import LayerNASOracle, _oracle
+from keras_layernas.surgery import SearchSpace
+from keras_layernas.tuner import LayerNASOracle, LayerNASTuner, _oracle
 from tests.tuner.test_oracle import TARGET, finish, make_oracle, run_sequentially, score
 
 
@@ -238,3 +241,43 @@ def test_another_target_is_still_reported_as_another_search_not_a_damaged_file(t
     finish(oracle, oracle.create_trial("tuner0"), 1.0)
     with pytest.raises(ValueError, match="different space or LayerNAS settings"):
         make_oracle(tmp_path, target=(TARGET[0] - 100, TARGET[1])).reload()
+
+
+# ----------------------------------------------------- an overflowing val_loss, for real
+def build_regressor(v):
+    """No BatchNorm; the 8-wide model scales its output so that its MSE overflows float32.
+
+    That model is frozen: a step on an infinite loss would make its weights NaN.
+    """
+    layers = [keras.Input((4,)), keras.layers.Dense(v["units"]), keras.layers.Dense(1)]
+    if v["units"] != 8:
+        return keras.Sequential(layers)
+    model = keras.Sequential(layers + [keras.layers.Rescaling(1e25)])
+    model.trainable = False
+    return model
+
+
+@pytest.mark.slow
+def test_search_whose_val_loss_overflows_fails_that_trial_and_reruns_cleanly(tmp_path):
+    space = SearchSpace.from_options({"units": [16, 8, 4]}, lambda v: v["units"], build_regressor)
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+
+    def run():
+        tuner = LayerNASTuner(
+            space, objective="val_loss", target=(4, 16), num_buckets=3, per_bucket=1,
+            compile_kwargs={"optimizer": "sgd", "loss": "mse"},
+            directory=str(tmp_path), project_name="overflow")
+        tuner.search(x, y, validation_data=(x, y), epochs=1, batch_size=16, verbose=0)
+        return tuner
+
+    first = run()
+    status = {first.oracle.architecture(t): t.status for t in first.oracle.trials.values()}
+    assert status[(8,)] == TrialStatus.FAILED
+    assert set(status.values()) == {TrialStatus.COMPLETED, TrialStatus.FAILED}
+    assert first.oracle.search.finished
+    best = first.get_best_hyperparameters(3)
+    assert best and all(hp.values["units"] != 8 for hp in best)
+    rerun = run()  # the directory stays usable: nothing left to train, same answer
+    assert rerun.oracle.trials.keys() == first.oracle.trials.keys()
+    assert [hp.values for hp in rerun.get_best_hyperparameters(3)] == [hp.values for hp in best]
