@@ -281,3 +281,24 @@ def test_search_whose_val_loss_overflows_fails_that_trial_and_reruns_cleanly(tmp
     rerun = run()  # the directory stays usable: nothing left to train, same answer
     assert rerun.oracle.trials.keys() == first.oracle.trials.keys()
     assert [hp.values for hp in rerun.get_best_hyperparameters(3)] == [hp.values for hp in best]
+
+
+@pytest.mark.slow
+def test_layernas_tuner_tells_the_oracle_it_lives_at_every_epoch(tmp_path, monkeypatch):
+    heard = []
+    get_trial = LayerNASOracle.get_trial
+
+    def spy(self, trial_id):
+        if not self._not_running(trial_id):
+            heard.append(trial_id)
+        return get_trial(self, trial_id)
+
+    monkeypatch.setattr(LayerNASOracle, "get_trial", spy)
+    space = SearchSpace.from_options({"units": [16, 4]}, lambda v: v["units"], build_regressor)
+    tuner = LayerNASTuner(space, objective="val_loss", target=(4, 16), num_buckets=2,
+                          per_bucket=1, compile_kwargs={"optimizer": "sgd", "loss": "mse"},
+                          directory=str(tmp_path), project_name="beat")
+    x = np.ones((8, 4), "float32")
+    tuner.search(x, x[:, :1], validation_data=(x, x[:, :1]), epochs=3, verbose=0)
+    # each epoch's end, plus KerasTuner's own look before it reports the metrics
+    assert heard and {t: heard.count(t) for t in heard} == {t: 4 for t in tuner.oracle.trials}
