@@ -193,6 +193,8 @@ class LayerNASOracle(keras_tuner.Oracle):
         # trial_id -> time.monotonic() when its worker was last heard from;
         # not saved, as a reload puts every running trial back in the queue.
         self._last_heard: dict[str, float] = {}
+        # tuner_id -> time.monotonic() of its last create_trial call
+        self._tuner_heard: dict[str, float] = {}
 
     # -- KerasTuner hooks -------------------------------------------------------
     def populate_space(self, trial_id: str) -> dict[str, Any]:
@@ -221,7 +223,8 @@ class LayerNASOracle(keras_tuner.Oracle):
 
     @keras_tuner.synchronized
     def _create_trial_now(self, tuner_id: str) -> Trial:
-        self._requeue_silent_trials()
+        self._tuner_heard[tuner_id] = time.monotonic()
+        self._forget_silent_workers()
         trial = super().create_trial(tuner_id)
         if trial.status == TrialStatus.RUNNING:
             self._last_heard[trial.trial_id] = time.monotonic()
@@ -281,13 +284,28 @@ class LayerNASOracle(keras_tuner.Oracle):
             logger.warning("Refused end_trial for trial %s: %s.", trial.trial_id, reason)
             return
         self._last_heard.pop(trial.trial_id, None)
-        super().end_trial(trial)
-        ended = self.trials[trial.trial_id]
+        try:
+            super().end_trial(trial)
+        except RuntimeError:
+            if trial.trial_id not in self.end_order:
+                raise
+            # KerasTuner's stop after max_consecutive_failed_trials comes before
+            # it saves and releases the trial; finish that first, or LayerNAS
+            # would wait for the trial forever (and with it every other worker).
+            self._after_end(trial.trial_id)
+            raise
+        self._after_end(trial.trial_id)
+
+    def _after_end(self, trial_id: str) -> None:
+        ended = self.trials[trial_id]
+        for tuner_id, running in list(self.ongoing_trials.items()):
+            if running.trial_id == trial_id:
+                del self.ongoing_trials[tuner_id]
         if ended.status in _FINAL:
             self._tell(ended)
-        elif trial.trial_id in self._retry_queue:
+        elif trial_id in self._retry_queue:
             ended.metrics = MetricsTracker()
-            self._save_trial(ended)
+        self._save_trial(ended)
         self.save()
 
     def get_best_trials(self, num_trials: int = 1) -> list[Trial]:
@@ -467,11 +485,12 @@ class LayerNASOracle(keras_tuner.Oracle):
         # saved as ongoing and queued for retry must run once.
         self._retry_queue = [t for t in dict.fromkeys(self._retry_queue) if t not in ended]
 
-    def _requeue_silent_trials(self) -> None:
+    def _forget_silent_workers(self) -> None:
         """Take running trials from workers silent for ``worker_timeout_s``.
 
         The trial goes back to the queue with empty metrics (not counted as a
-        failed attempt), and its tuner id stops counting as a live tuner, so
+        failed attempt), and its tuner id, like that of a tuner without a
+        trial that stopped asking for one, stops counting as a live tuner, so
         the chief can exit without it. A report from that worker arriving
         later is refused unless the trial runs again by then.
         """
@@ -494,6 +513,14 @@ class LayerNASOracle(keras_tuner.Oracle):
             self._retry_queue.append(trial.trial_id)
             self._save_trial(trial)
             self.save()
+        for tuner_id in self.tuner_ids - set(self.ongoing_trials):
+            heard = self._tuner_heard.setdefault(tuner_id, now)
+            if now - heard > self.worker_timeout_s:
+                logger.warning(
+                    "Tuner %r has not asked for a trial for %.0f s (worker_timeout_s=%s); "
+                    "the chief no longer waits for it.", tuner_id, now - heard,
+                    self.worker_timeout_s)
+                self.tuner_ids.discard(tuner_id)
 
     def _not_running(self, trial_id: Any) -> str | None:
         """Why a worker may not report on ``trial_id`` now, or None."""

@@ -201,6 +201,34 @@ def test_trial_of_a_silent_worker_goes_to_the_next_worker_and_ends_once(
     assert oracle.end_order.count(lost.trial_id) == 1
 
 
+def test_tuner_that_stopped_asking_no_longer_keeps_the_chief_waiting(tmp_path, monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(_oracle, "time", clock)
+    oracle = make_oracle(tmp_path, worker_timeout_s=60)
+    done = oracle.create_trial("worker0")
+    finish(oracle, received(done), 1.0)  # then worker0 dies between two trials
+    clock.now += 30
+    oracle.create_trial("worker1")
+    assert oracle.tuner_ids == {"worker0", "worker1"}
+    clock.now += 40
+    oracle.create_trial("worker2")
+    assert oracle.tuner_ids == {"worker1", "worker2"}  # worker1 holds a trial
+
+
+def test_trial_that_hits_the_failure_limit_is_still_told_and_released(tmp_path):
+    oracle = make_oracle(tmp_path, max_consecutive_failed_trials=2)
+    first, second = oracle.create_trial("worker0"), oracle.create_trial("worker1")
+    finish(oracle, received(first), None, status=TrialStatus.FAILED)
+    with pytest.raises(RuntimeError, match="consecutive failures"):
+        finish(oracle, received(second), None, status=TrialStatus.FAILED)
+    assert oracle.ongoing_trials == {}
+    assert [r.score for r in oracle.search.history] == [None, None]
+    saved = json.loads((tmp_path / "project" / f"trial_{second.trial_id}" / "trial.json")
+                       .read_text())
+    assert saved["status"] == TrialStatus.FAILED
+    assert oracle.create_trial("worker2").status == TrialStatus.RUNNING
+
+
 def test_worker_timeout_must_be_positive_or_none(tmp_path):
     with pytest.raises(ValueError, match="worker_timeout_s.*Received: worker_timeout_s=0"):
         make_oracle(tmp_path, worker_timeout_s=0)
