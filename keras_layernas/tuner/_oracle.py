@@ -718,6 +718,20 @@ class LayerNASTuner(keras_tuner.Tuner):
         super().on_epoch_end(trial, model, epoch, logs=logs)
         self.oracle.get_trial(trial.trial_id)
 
+    def reload(self) -> None:
+        """Reload like KerasTuner; a tuner file that cannot be read back fails naming it.
+
+        Raises:
+            RuntimeError: a state file cannot be read back.
+        """
+        if not self._is_worker():
+            self.oracle.reload()
+        path = self._get_tuner_fname()
+        try:
+            self.set_state(keras_tuner_utils.load_json(path))
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+            raise _unreadable(path, error) from error
+
     def save(self) -> None:
         """Save like KerasTuner, writing the tuner file atomically too."""
         if not self._is_worker():

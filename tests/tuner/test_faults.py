@@ -264,6 +264,22 @@ def test_damaged_state_file_fails_naming_the_file_and_the_way_out(tmp_path, file
     assert str(path) in str(raised.value) and "overwrite=True" in str(raised.value)
 
 
+def test_damaged_tuner_file_fails_naming_the_file_and_the_way_out(tmp_path):
+    space = SearchSpace.from_options({"units": [16, 4]}, lambda v: v["units"], build_regressor)
+
+    def tuner():
+        return LayerNASTuner(space, objective="val_loss", target=(4, 16),
+                             compile_kwargs={"loss": "mse"}, directory=str(tmp_path),
+                             project_name="p")
+
+    tuner().save()
+    path = tmp_path / "p" / "tuner0.json"
+    damage(path, "garbage")
+    with pytest.raises(RuntimeError) as raised:
+        tuner()
+    assert str(path) in str(raised.value) and "overwrite=True" in str(raised.value)
+
+
 def test_another_target_is_still_reported_as_another_search_not_a_damaged_file(tmp_path):
     oracle = make_oracle(tmp_path)
     finish(oracle, oracle.create_trial("tuner0"), 1.0)
