@@ -250,6 +250,20 @@ class LayerNASOracle(keras_tuner.Oracle):
         return super().update_trial(trial_id, metrics, step=step)
 
     @keras_tuner.synchronized
+    def update_space(self, hyperparameters: keras_tuner.HyperParameters) -> None:
+        """KerasTuner's ``update_space``, refusing a second declaration of a searchable layer.
+
+        Such a declaration (e.g. under a condition) would change which values a
+        trial holds for that layer, and every later trial would fail to decode.
+        """
+        redeclared = self._redeclared_layers(hyperparameters)
+        if redeclared:
+            logger.warning("Refused update_space: it declares the searchable layers %s "
+                           "again, under other conditions.", redeclared)
+            return
+        super().update_space(hyperparameters)
+
+    @keras_tuner.synchronized
     def get_trial(self, trial_id: str) -> Trial:
         """The trial; a call for a running trial also tells the oracle its worker lives."""
         if trial_id in self._last_heard and not self._not_running(trial_id):
@@ -563,10 +577,20 @@ class LayerNASOracle(keras_tuner.Oracle):
         if any(sent.get(n) != handed_out.get(n) for n in names):
             return (f"its architecture {({n: sent.get(n) for n in names})} is not the one "
                     f"handed out {({n: handed_out.get(n) for n in names})}")
+        redeclared = self._redeclared_layers(trial.hyperparameters)
+        if redeclared:
+            return f"it declares the searchable layers {redeclared} again, under other conditions"
         if (trial.status == TrialStatus.COMPLETED
                 and not self._objective_reported(self.trials[trial.trial_id])):
             return "it is COMPLETED but never reported its objective (update_trial)"
         return None
+
+    def _redeclared_layers(self, hyperparameters: Any) -> list[str]:
+        """Searchable layers that ``hyperparameters`` declares as new entries."""
+        names = {layer.name for layer in self.space.layers}
+        return sorted({hp.name for hp in getattr(hyperparameters, "space", [])
+                       if hp.name in names
+                       and not self.hyperparameters._exists(hp.name, hp.conditions)})
 
     def _objective_reported(self, trial: Trial) -> bool:
         names = getattr(self.objective, "name_to_direction", {self.objective.name: None})

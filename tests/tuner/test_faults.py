@@ -118,6 +118,26 @@ def test_values_outside_the_options_are_refused_and_the_search_stays_usable(tmp_
     assert len(run_sequentially(reloaded)) > 1 and reloaded.search.finished
 
 
+def test_second_declaration_of_a_searchable_layer_is_refused(tmp_path, caplog):
+    oracle = make_oracle(tmp_path)
+    trial = oracle.create_trial("tuner0")
+    oracle.update_trial(trial.trial_id, {"score": 1.0})
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("l2", [32, 24, 16, 8])
+    with hp.conditional_scope("l2", [8]):
+        hp.Choice("l1", [1, 2])  # would make every later trial lack a value for l1
+    forged = received(trial)
+    forged.hyperparameters.merge(hp.space)
+    forged.status = TrialStatus.COMPLETED
+    assert "declares the searchable layers ['l1']" in refused(
+        caplog, oracle, oracle.end_trial, forged)
+    assert "Refused update_space" in refused(caplog, oracle, oracle.update_space, hp)
+    genuine = received(trial)
+    genuine.status = TrialStatus.COMPLETED
+    oracle.end_trial(genuine)
+    assert len(run_sequentially(oracle)) > 1 and oracle.search.finished
+
+
 @pytest.mark.parametrize("status", [TrialStatus.RUNNING, TrialStatus.IDLE, TrialStatus.STOPPED])
 def test_end_trial_with_a_status_that_ends_nothing_is_refused(tmp_path, caplog, status):
     oracle = make_oracle(tmp_path)
