@@ -31,6 +31,7 @@ _EXPORTS = {
     "reestimate_batchnorm": "keras_layernas._training",
     "export_tflite": "keras_layernas.export",
     "measure_latency": "keras_layernas.export",
+    "evaluate_tflite": "keras_layernas.export",
     "to_tf_keras": "keras_layernas.export",
     "LatencyCost": "keras_layernas.export",
     "LatencyModel": "keras_layernas.profile",
