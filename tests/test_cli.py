@@ -112,9 +112,11 @@ MNV2_035 = ["mobilenet_v2", "--alpha", "0.35", "--input-size", "96", "--classes"
 @pytest.mark.parametrize("command, options", [
     ("compress", ("MODEL", "--target-madds", "--target-latency-ms", "--calibration-archs",
                   "--tolerance", "--data", "--max-trials",
-                  "--epochs-per-trial", "--finetune-epochs", "--int8", "--out", "--overwrite")),
+                  "--epochs-per-trial", "--finetune-epochs", "--int8", "--out", "--overwrite",
+                  "--preprocess")),
     ("space", ("MODEL", "--num-buckets", "--per-bucket", "--json", "--alpha")),
-    ("export", ("MODEL", "--out", "--int8", "--float16", "--data", "--input-size")),
+    ("export", ("MODEL", "--out", "--int8", "--float16", "--data", "--input-size",
+                "--preprocess")),
 ])
 def test_help_of_each_new_command_documents_its_options(command, options, capsys):
     with pytest.raises(SystemExit) as exit_info:
