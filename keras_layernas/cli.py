@@ -224,7 +224,7 @@ def compress(parser: argparse.ArgumentParser) -> Handler:
             max_trials=args.max_trials, epochs_per_trial=args.epochs_per_trial,
             finetune_epochs=args.finetune_epochs, directory=str(out / "search"),
             overwrite=args.overwrite, input_shape=input_shape, verbose=0 if args.quiet else 1,
-            preprocess=preprocess,
+            preprocess=preprocess.as_callable() if preprocess else None,
         )
         try:
             result = search.run()
@@ -252,7 +252,9 @@ def space(parser: argparse.ArgumentParser) -> Handler:
 
     Lists every searchable layer (kind, base option, option count, options),
     the number of architectures (product of |S|), LayerNAS's bound on trials
-    (H x k x sum |S|) and the base and smallest reachable MAdds.
+    (H x k x sum |S|) and the base and smallest reachable MAdds. `compress
+    --data` searches this space; the data-free search drops depthwise kernels
+    larger than each layer's base (zero-padded: same function, higher cost).
 
     examples:
       layernas space mobilenet_v2
@@ -372,8 +374,10 @@ class Preprocess:
     def input_range(self) -> tuple[float, float]:
         return (self.offset, 255 * self.scale + self.offset)
 
-    def __call__(self, images):
-        return images * self.scale + self.offset
+    def as_callable(self) -> Callable:
+        """A plain function for tf.data (autograph mis-converts a callable instance)."""
+        scale, offset = self.scale, self.offset
+        return lambda images: images * scale + offset
 
     def describe(self) -> str:
         low, high = self.input_range
@@ -490,13 +494,14 @@ def _export_int8(args: argparse.Namespace, model, preprocess, path: Path) -> Pat
     from keras_layernas._data import prepare_data
 
     # The training images in file order (as "validation"), not shuffled.
-    _, train = prepare_data(args.data, args.data, input_shape, preprocess=preprocess)
+    scale = preprocess.as_callable()
+    _, train = prepare_data(args.data, args.data, input_shape, preprocess=scale)
     calibration, _ = _arrays(train, 0, _CALIBRATION_SAMPLES)
     written = layernas.export_tflite(model, path, quantize="int8", representative_data=calibration,
                                      input_range=preprocess.input_range)
     print(f"Wrote {written} ({written.stat().st_size / 1e6:.2f} MB)")
     if _has_test_split(args.data):
-        _, held_out = prepare_data(args.data, None, input_shape, preprocess=preprocess)
+        _, held_out = prepare_data(args.data, None, input_shape, preprocess=scale)
         x, y = _arrays(held_out, 0, _CHECK_SAMPLES)
         which = "test"
     else:
