@@ -271,8 +271,6 @@ def trial_data(splits: dict) -> tuple:
 
 def slim_model(method: str, fraction: float, base: keras.Model, splits: dict) -> tuple[keras.Model, dict]:
     """The method's model at ``fraction`` of the base MAdds, before the final fine-tune."""
-    from keras_layernas.compress import uniform_arch
-
     space = layernas.SearchSpace.from_model(base)
     high = fraction * layernas.count_madds(base)
     target = ((1 - TOLERANCE) * high, high)
@@ -283,7 +281,7 @@ def slim_model(method: str, fraction: float, base: keras.Model, splits: dict) ->
         model.set_weights(base.get_weights())
     elif method in ("uniform_inherited", "uniform_scratch"):
         fine = every_width_space(base)
-        model = fine.materialize(uniform_arch(fine, target))
+        model = fine.materialize(layernas.compression.uniform_arch(fine, target))
         if method == "uniform_scratch":
             model = keras.models.clone_model(model)  # fresh initial weights
     elif method == "global_magnitude":

@@ -31,6 +31,7 @@ _EXPORTS = {
     "reestimate_batchnorm": "keras_layernas.compression",
     "export_tflite": "keras_layernas.latency",
     "measure_latency": "keras_layernas.latency",
+    "evaluate_tflite": "keras_layernas.latency",
     "to_tf_keras": "keras_layernas.latency",
     "LatencyCost": "keras_layernas.latency",
     "LatencyModel": "keras_layernas.latency",

@@ -18,12 +18,19 @@ from keras_layernas.latency._model import (
     fit_nonnegative,
     measure_model_latency,
 )
-from keras_layernas.latency.export import LatencyCost, export_tflite, measure_latency, to_tf_keras
+from keras_layernas.latency.export import (
+    LatencyCost,
+    evaluate_tflite,
+    export_tflite,
+    measure_latency,
+    to_tf_keras,
+)
 
 __all__ = [
     "LatencyCost",
     "LatencyModel",
     "calibration_archs",
+    "evaluate_tflite",
     "export_tflite",
     "fit_nonnegative",
     "measure_latency",

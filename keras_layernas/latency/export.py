@@ -1,10 +1,14 @@
 """Hand a (slimmed) Keras model to mobile runtimes: TFLite files, latency, tfmot.
 
-Three bridges out of Keras 3:
+Four bridges out of Keras 3:
 
 * :func:`export_tflite` writes a ``.tflite`` file (float32, float16 weights, or
   full-integer int8), going through a SavedModel because converting from a
-  concrete function produced NaN outputs with Keras 3 + TF 2.21.
+  concrete function produced NaN outputs with Keras 3 + TF 2.21. It also
+  converts the ``tf_keras`` models of the tfmot route (below).
+* :func:`evaluate_tflite` runs a ``.tflite`` file on labelled data: its
+  accuracy and how closely it follows the Keras model, so the file that ships
+  is checked rather than assumed.
 * :func:`measure_latency` times a ``.tflite`` file with the LiteRT interpreter
   (extra ``litert``); :class:`LatencyCost` caches it per architecture so a
   search can use latency as its cost.
@@ -18,9 +22,13 @@ import switches the whole process to legacy Keras).
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import inspect
+import math
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -42,12 +50,15 @@ def export_tflite(
     path: str | os.PathLike,
     quantize: str | None = None,
     representative_data: RepresentativeData | None = None,
+    input_range: tuple[float, float] | None = None,
 ) -> Path:
     """Converts a Keras model to a ``.tflite`` file, written atomically.
 
     Args:
         model: a built ``keras.Model`` with fixed input shapes apart from the
-            batch (needed by :func:`measure_latency`, not by the converter).
+            batch (needed by :func:`measure_latency`, not by the converter),
+            or the ``tf_keras`` model of the tfmot route (:func:`to_tf_keras`,
+            then ``quantize_model`` and training).
         path: file to write. Its folder must exist and be writable; a reader
             never sees a half-written file because the bytes go to a temporary
             file in the same folder that then replaces ``path``.
@@ -62,30 +73,36 @@ def export_tflite(
             typical; all are used). A numpy array of inputs, a
             ``tf.data.Dataset`` of inputs or ``(inputs, labels)`` (batched or
             not), or a zero-argument callable returning an iterable of input
-            batches. Only single-input models can be calibrated.
+            batches. Only single-input models can be calibrated. They must be
+            scaled exactly as the training inputs were: int8 ranges calibrated
+            on raw 0-255 pixels for a model trained on [-1, 1] ruin the file.
+        input_range: ``(low, high)``, the range the model's training inputs
+            spanned (``(-1, 1)`` for MobileNet's preprocessing). With it,
+            ``representative_data`` that strays outside it or covers less than
+            half of it is refused before converting.
 
     Returns:
         The path written.
 
     Raises:
         ValueError: unknown ``quantize``, int8 without ``representative_data``
-            (or data given without int8), calibration data whose shape does not
-            match the model input, or a path that cannot be written.
+            (or data or ``input_range`` given without int8), calibration data
+            whose shape does not match the model input or whose values do not
+            match ``input_range``, or a path that cannot be written.
         TypeError: ``model`` is not a Keras model, or ``representative_data``
             has an unsupported type.
     """
-    import keras
-
-    if not isinstance(model, keras.Model):
+    if not _is_keras3_model(model) and not _is_tf_keras_model(model):
         raise TypeError(
-            "export_tflite() expects a keras.Model. "
-            f"Received: model of type {type(model).__name__}"
+            "export_tflite() expects a keras.Model (or a tf_keras.Model from the "
+            f"tfmot route). Received: model of type {type(model).__name__}"
         )
     _check_quantize(quantize, representative_data)
+    input_range = _check_input_range(input_range, quantize)
     path = _writable_path(path)
     calibration = None
     if quantize == "int8":
-        calibration = _calibration_generator(representative_data, model)
+        calibration = _calibration_generator(representative_data, model, input_range)
 
     flatbuffer = _convert(model, quantize, calibration)
     write_atomically(path, flatbuffer)
@@ -146,6 +163,90 @@ def measure_latency(
         interpreter.invoke()
         times_ms.append((time.perf_counter() - start) * 1e3)
     return statistics.median(times_ms)
+
+
+@dataclasses.dataclass(frozen=True)
+class TFLiteEvaluation:
+    """What :func:`evaluate_tflite` measured; Keras fields are None without a Keras model.
+
+    Attributes:
+        samples: labelled inputs run.
+        accuracy: top-1 accuracy of the ``.tflite`` file.
+        keras_accuracy: top-1 accuracy of the Keras model on the same inputs.
+        top1_agreement: share of inputs where both give the same top-1 class.
+        logit_correlation: Pearson correlation of the two models' outputs after
+            removing each class's mean output (a constant offset per class says
+            nothing about individual inputs); 1.0 is a faithful file, NaN when
+            an output is constant.
+    """
+
+    samples: int
+    accuracy: float
+    keras_accuracy: float | None = None
+    top1_agreement: float | None = None
+    logit_correlation: float | None = None
+
+    def __str__(self) -> str:
+        text = f"accuracy {self.accuracy:.3f} on {self.samples} inputs"
+        if self.top1_agreement is not None:
+            text += (
+                f" (Keras {self.keras_accuracy:.3f}); agreement with Keras: top-1 "
+                f"{self.top1_agreement:.3f}, logit correlation {self.logit_correlation:.4f}"
+            )
+        return text
+
+
+def evaluate_tflite(
+    path: str | os.PathLike, x: np.ndarray, y: np.ndarray, keras_model: Any = None
+) -> TFLiteEvaluation:
+    """Runs a ``.tflite`` file on labelled inputs, one at a time as a phone would.
+
+    Check the file you ship, not the Keras model it came from: an int8 file
+    calibrated on wrongly scaled data keeps its size and speed but follows the
+    Keras model only loosely, which only a comparison on real inputs shows.
+
+    Args:
+        path: the ``.tflite`` file (float or int8; integer inputs and outputs
+            are quantized and dequantized with the file's own parameters).
+        x: inputs, ``(N, ...)``, scaled as the model expects.
+        y: labels, ``(N,)`` class indices or ``(N, classes)`` one-hot.
+        keras_model: the model the file was exported from (Keras 3 or
+            tf_keras); given, the agreement with it is measured too.
+
+    Returns:
+        A :class:`TFLiteEvaluation`.
+
+    Raises:
+        ValueError: a missing file, empty inputs, or inputs and labels of
+            different lengths.
+        ImportError: LiteRT is not installed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(
+            f"evaluate_tflite() needs an existing .tflite file. Received: path='{path}' "
+            "(no such file); write one with layernas.export_tflite(model, path)."
+        )
+    x = np.asarray(x, dtype=np.float32)
+    labels = np.asarray(y)
+    if labels.ndim == 2:
+        labels = labels.argmax(1)
+    if len(x) == 0 or len(x) != len(labels):
+        raise ValueError(
+            "evaluate_tflite() needs as many labels as inputs, at least one. "
+            f"Received: x of shape {x.shape}, y of shape {np.shape(y)}"
+        )
+    outputs = _tflite_outputs(path, x)
+    result = {"samples": len(x), "accuracy": float(np.mean(outputs.argmax(1) == labels))}
+    if keras_model is not None:
+        expected = np.asarray(keras_model.predict(x, verbose=0), dtype=np.float32)
+        expected = expected.reshape(len(x), -1)
+        result.update(
+            keras_accuracy=float(np.mean(expected.argmax(1) == labels)),
+            top1_agreement=float(np.mean(outputs.argmax(1) == expected.argmax(1))),
+            logit_correlation=_centered_correlation(outputs, expected),
+        )
+    return TFLiteEvaluation(**result)
 
 
 class LatencyCost:
@@ -330,6 +431,58 @@ def _check_quantize(quantize: str | None, representative_data: Any) -> None:
         )
 
 
+def _is_keras3_model(model: Any) -> bool:
+    import keras
+
+    return isinstance(model, keras.Model)
+
+
+def _is_tf_keras_model(model: Any) -> bool:
+    # Looked up, not imported: a tf_keras model can only exist once it is loaded.
+    tf_keras = sys.modules.get("tf_keras")
+    return tf_keras is not None and isinstance(model, tf_keras.Model)
+
+
+def _check_input_range(input_range: Any, quantize: str | None) -> tuple[float, float] | None:
+    if input_range is None:
+        return None
+    if quantize != "int8":
+        raise ValueError(
+            "input_range checks int8 calibration data. Received: "
+            f"quantize={quantize!r} with input_range={input_range!r}; drop it or "
+            "set quantize='int8'."
+        )
+    low = high = math.nan
+    if isinstance(input_range, (tuple, list)) and len(input_range) == 2:
+        with contextlib.suppress(TypeError, ValueError):
+            low, high = float(input_range[0]), float(input_range[1])
+    if not low < high:  # also false for NaN
+        raise ValueError(
+            "input_range must be (low, high) with low < high, e.g. (-1, 1). "
+            f"Received: input_range={input_range!r}"
+        )
+    return low, high
+
+
+def _check_calibration_range(samples: Callable[[], Iterator[list]], input_range: tuple) -> None:
+    """Refuses calibration inputs scaled differently from the training inputs."""
+    low, high = input_range
+    smallest, largest = math.inf, -math.inf
+    for (sample,) in samples():
+        smallest, largest = min(smallest, float(sample.min())), max(largest, float(sample.max()))
+    width = high - low
+    # 5% slack: resizing and JPEG rounding nudge pixels past the nominal range.
+    strays = smallest < low - 0.05 * width or largest > high + 0.05 * width
+    if strays or largest - smallest < 0.5 * width:
+        raise ValueError(
+            f"representative_data spans [{smallest:.4g}, {largest:.4g}] but the model "
+            f"expects inputs across input_range=({low:g}, {high:g}): int8 ranges "
+            "calibrated on it would not fit the inputs the model sees. Scale the "
+            "calibration inputs exactly as the training inputs (e.g. pixels / 127.5 - 1 "
+            "for [-1, 1]), or correct input_range."
+        )
+
+
 def _check_count(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}. Received: {name}={value!r}")
@@ -354,7 +507,9 @@ def _writable_path(path: str | os.PathLike) -> Path:
     return path
 
 
-def _calibration_generator(data: Any, model: Any) -> Callable[[], Iterator[list]]:
+def _calibration_generator(
+    data: Any, model: Any, input_range: tuple[float, float] | None
+) -> Callable[[], Iterator[list]]:
     """Turns user calibration data into the converter's one-sample generator."""
     if len(model.inputs) != 1:
         raise ValueError(
@@ -376,6 +531,8 @@ def _calibration_generator(data: Any, model: Any) -> Callable[[], Iterator[list]
             "representative_data yielded no samples. Received: an empty "
             f"{type(data).__name__}; pass at least one input of shape {input_shape}."
         )
+    if input_range is not None:
+        _check_calibration_range(samples, input_range)
     return samples
 
 
@@ -421,7 +578,10 @@ def _convert(model: Any, quantize: str | None, calibration: Callable | None) -> 
     with tempfile.TemporaryDirectory(prefix="layernas_export_") as folder:
         # SavedModel route: from_keras_model prints every captured variable,
         # and converting a concrete function gave NaN outputs with Keras 3.
-        model.export(folder, format="tf_saved_model", verbose=False)
+        if _is_keras3_model(model):
+            model.export(folder, format="tf_saved_model", verbose=False)
+        else:  # tf_keras (tfmot): its fake-quant ranges travel in the graph
+            tf.saved_model.save(model, folder)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
         if quantize == "float16":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -451,8 +611,8 @@ def _litert_interpreter(tflite_path: Path, num_threads: int | None) -> Any:
         signature = tuple(int(size) for size in detail["shape_signature"])
         if any(size < 0 for size in signature[1:]):
             raise ValueError(
-                f"Input '{detail['name']}' has a dynamic shape {signature}; latency "
-                "needs a fixed one. Build the model with a fixed input_shape, e.g. "
+                f"Input '{detail['name']}' has a dynamic shape {signature}; running "
+                "the file needs a fixed one. Build the model with a fixed input_shape, e.g. "
                 "(224, 224, 3), before exporting."
             )
         if signature and signature[0] < 0:
@@ -468,6 +628,45 @@ def _random_input(detail: dict, rng: np.random.Generator) -> np.ndarray:
         info = np.iinfo(dtype)
         return rng.integers(info.min, info.max, size=shape, endpoint=True, dtype=dtype)
     return rng.standard_normal(shape).astype(dtype)
+
+
+# --------------------------------------------------------------------------
+# evaluate_tflite internals
+
+
+def _tflite_outputs(path: Path, x: np.ndarray) -> np.ndarray:
+    """Float outputs ``(N, -1)`` of the file's first output, one input at a time."""
+    interpreter = _litert_interpreter(path, num_threads=None)
+    source = interpreter.get_input_details()[0]
+    target = interpreter.get_output_details()[0]
+    outputs = []
+    for sample in x:
+        interpreter.set_tensor(source["index"], _quantized(sample[None], source))
+        interpreter.invoke()
+        outputs.append(_dequantized(interpreter.get_tensor(target["index"]), target).ravel())
+    return np.stack(outputs)
+
+
+def _quantized(values: np.ndarray, detail: dict) -> np.ndarray:
+    dtype = np.dtype(detail["dtype"])
+    if not np.issubdtype(dtype, np.integer):
+        return values.astype(dtype)
+    scale, zero_point = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(values / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+def _dequantized(values: np.ndarray, detail: dict) -> np.ndarray:
+    if not np.issubdtype(values.dtype, np.integer):
+        return values.astype(np.float32)
+    scale, zero_point = detail["quantization"]
+    return (values.astype(np.float32) - zero_point) * scale
+
+
+def _centered_correlation(got: np.ndarray, expected: np.ndarray) -> float:
+    got, expected = got - got.mean(0), expected - expected.mean(0)
+    norm = math.sqrt(float(np.sum(got**2)) * float(np.sum(expected**2)))
+    return float(np.sum(got * expected)) / norm if norm > 0 else math.nan
 
 
 # --------------------------------------------------------------------------

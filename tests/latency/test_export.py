@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import os
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 from keras_layernas.latency import export
+from tests._cifar import TEST_IMAGES, cifar10_pixels, mobilenet_scaling, trained_cnn
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -252,6 +254,114 @@ def test_calibration_accepts_array_dataset_and_callable_alike(cnn, tmp_path):
 
 
 # --------------------------------------------------------------------------
+# input_range: calibration data scaled unlike the training data is refused
+
+
+def test_raw_pixels_for_a_model_trained_on_minus_one_to_one_are_refused(cnn, tmp_path):
+    pixels = (smooth_images(1, 64, 16) + 1) * 127.5
+    with pytest.raises(ValueError, match=r"spans \[\d.*, 25\d.*\].*input_range=\(-1, 1\)"):
+        export.export_tflite(cnn, tmp_path / "m.tflite", quantize="int8",
+                             representative_data=pixels, input_range=(-1, 1))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_inputs_scaled_twice_are_refused_as_too_narrow(cnn, tmp_path):
+    twice = smooth_images(1, 64, 16) / 127.5 - 1  # [-1, 1] images scaled again
+    with pytest.raises(ValueError, match=r"spans \[-1.008, -0.992\d*\]"):
+        export.export_tflite(cnn, tmp_path / "m.tflite", quantize="int8",
+                             representative_data=twice, input_range=(-1, 1))
+
+
+@pytest.mark.parametrize("quantize, input_range, message", [
+    (None, (-1, 1), "input_range checks int8 calibration data"),
+    ("int8", (1, -1), r"low < high.*Received: input_range=\(1, -1\)"),
+    ("int8", (0, float("nan")), "low < high"),
+    ("int8", "01", "low < high"),
+])
+def test_bad_input_range_is_rejected(cnn, tmp_path, quantize, input_range, message):
+    data = smooth_images(1, 4, 16) if quantize else None
+    with pytest.raises(ValueError, match=message):
+        export.export_tflite(cnn, tmp_path / "m.tflite", quantize=quantize,
+                             representative_data=data, input_range=input_range)
+
+
+# --------------------------------------------------------------------------
+# evaluate_tflite
+
+
+def test_evaluate_float_file_agrees_with_keras_and_takes_one_hot_labels(cnn, cnn_tflite):
+    images = smooth_images(2, 32, 16)
+    keras_classes = cnn.predict(images, verbose=0).argmax(1)
+    labels = keras_classes.copy()
+    labels[:8] = (labels[:8] + 1) % 10  # a quarter wrong on purpose
+    check = export.evaluate_tflite(cnn_tflite, images, labels, keras_model=cnn)
+    assert check.samples == 32
+    assert check.accuracy == check.keras_accuracy == 0.75
+    assert check.top1_agreement == 1.0 and check.logit_correlation > 0.99999
+    one_hot = export.evaluate_tflite(cnn_tflite, images, np.eye(10)[labels])
+    assert one_hot.accuracy == 0.75 and one_hot.top1_agreement is None
+    assert "accuracy 0.750 on 32 inputs" in str(one_hot)
+
+
+def test_evaluate_rejects_a_missing_file_and_unmatched_labels(cnn_tflite, tmp_path):
+    with pytest.raises(ValueError, match="no such file"):
+        export.evaluate_tflite(tmp_path / "absent.tflite", np.zeros((1, 16, 16, 3)), [0])
+    with pytest.raises(ValueError, match=r"Received: x of shape \(4, 16, 16, 3\), y of shape \(3,\)"):
+        export.evaluate_tflite(cnn_tflite, np.zeros((4, 16, 16, 3)), np.zeros(3))
+
+
+# --------------------------------------------------------------------------
+# the int8 deploy loop on real CIFAR-10 images
+
+
+@pytest.fixture(scope="module")
+def cifar_cnn(shared_dir) -> keras.Model:
+    return trained_cnn(shared_dir)
+
+
+@pytest.fixture(scope="module")
+def cifar_test(shared_dir) -> tuple[np.ndarray, np.ndarray]:
+    pixels, labels = cifar10_pixels(shared_dir, "test", TEST_IMAGES)
+    return mobilenet_scaling(pixels), labels
+
+
+@pytest.mark.slow
+def test_int8_on_cifar10_follows_keras_only_when_calibrated_as_trained(
+    shared_dir, cifar_cnn, cifar_test, tmp_path
+):
+    pixels, _ = cifar10_pixels(shared_dir, "train", 200)
+    x, y = cifar_test
+    good = export.export_tflite(cifar_cnn, tmp_path / "good.tflite", quantize="int8",
+                                representative_data=mobilenet_scaling(pixels),
+                                input_range=(-1, 1))
+    check = export.evaluate_tflite(good, x, y, keras_model=cifar_cnn)
+    # The README's old CLI flow: raw 0-255 pixels for a model trained on [-1, 1].
+    ruined = export.export_tflite(cifar_cnn, tmp_path / "raw.tflite", quantize="int8",
+                                  representative_data=pixels.astype(np.float32))
+    ruin = export.evaluate_tflite(ruined, x, y, keras_model=cifar_cnn)
+    print(f"calibrated as trained: {check}\nraw pixels: {ruin}")
+    # Measured: agreement 0.988, correlation 0.9999, accuracy 0.376 vs Keras 0.372;
+    # raw pixels: agreement 0.136, correlation 0.50, accuracy 0.126.
+    assert check.keras_accuracy > 0.25  # the model learnt something (chance: 0.1)
+    assert check.top1_agreement >= 0.95 and check.logit_correlation > 0.99
+    assert abs(check.accuracy - check.keras_accuracy) <= 0.03
+    assert ruin.top1_agreement < 0.6 and ruin.logit_correlation < 0.9
+    assert ruin.accuracy < check.accuracy - 0.1
+    with pytest.raises(ValueError, match="spans"):
+        export.export_tflite(cifar_cnn, tmp_path / "refused.tflite", quantize="int8",
+                             representative_data=pixels.astype(np.float32), input_range=(-1, 1))
+
+
+def test_a_tf_keras_model_exports_through_the_same_call(cnn, tmp_path):
+    pytest.importorskip("tf_keras", reason="tf_keras comes with the tfmot extra")
+    legacy_model = export.to_tf_keras(cnn)
+    path = export.export_tflite(legacy_model, tmp_path / "legacy.tflite")
+    images = smooth_images(2, 16, 16)
+    np.testing.assert_allclose(tflite_predict(path, images), cnn.predict(images, verbose=0),
+                               atol=1e-5)
+
+
+# --------------------------------------------------------------------------
 # MobileNetV2 alpha 0.35 at 96x96
 
 
@@ -485,3 +595,52 @@ def test_tfmot_quantize_model_applies_to_rebuilt_mobilenet():
     wrapped, convs, *rest = result.stdout.strip().splitlines()[-1].split(" ", 2)
     assert int(wrapped) >= int(convs) > 0
     assert rest == ["(2, 10) True"]
+
+
+@pytest.mark.slow
+def test_qat_model_from_the_bridge_exports_to_int8_and_keeps_cifar10_accuracy(
+    shared_dir, cifar_cnn, cifar_test, tmp_path
+):
+    if importlib.util.find_spec("tensorflow_model_optimization") is None:
+        pytest.skip("tensorflow-model-optimization comes with the tfmot extra")
+    pixels, labels = cifar10_pixels(shared_dir, "train", 2000)
+    x_test, y_test = cifar_test
+    np.savez(tmp_path / "data.npz", x=mobilenet_scaling(pixels), y=labels, x_test=x_test,
+             y_test=y_test)
+    cifar_cnn.save(tmp_path / "trained.keras")
+    keras_accuracy = float(np.mean(cifar_cnn.predict(x_test, verbose=0).argmax(1) == y_test))
+    # A subprocess: importing tfmot switches the whole process to legacy Keras.
+    script = textwrap.dedent(
+        f"""
+        import json, keras, numpy as np
+        import keras_layernas as layernas
+        data = np.load({str(tmp_path / "data.npz")!r})
+        model = keras.saving.load_model({str(tmp_path / "trained.keras")!r})
+        legacy_model = layernas.to_tf_keras(model)
+        import tensorflow as tf, tensorflow_model_optimization as tfmot
+        qat_model = tfmot.quantization.keras.quantize_model(legacy_model)
+        qat_model.compile(
+            tf.keras.optimizers.Adam(1e-4),
+            tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        qat_model.fit(data["x"], data["y"], epochs=1, batch_size=64, verbose=0)
+        path = layernas.export_tflite(
+            qat_model, {str(tmp_path / "qat_int8.tflite")!r}, quantize="int8",
+            representative_data=data["x"][:200], input_range=(-1, 1))
+        check = layernas.evaluate_tflite(path, data["x_test"], data["y_test"], keras_model=qat_model)
+        print(json.dumps(check.__dict__))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    check = json.loads(result.stdout.strip().splitlines()[-1])
+    print(f"Keras accuracy {keras_accuracy:.3f}; QAT int8 file: {check}")
+    assert tensor_dtypes(tmp_path / "qat_int8.tflite") >= {np.dtype(np.int8)}
+    # The file computes what the QAT model simulated, and fine-tuning kept accuracy.
+    assert check["top1_agreement"] >= 0.95 and check["logit_correlation"] > 0.99
+    assert check["accuracy"] >= keras_accuracy - 0.05
