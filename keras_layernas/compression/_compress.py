@@ -49,8 +49,14 @@ import keras_tuner
 
 from keras_layernas.compression._completion import complete_to_target
 from keras_layernas.compression._config import CompressionConfig
+from keras_layernas.compression._distillation import frozen_copy
 from keras_layernas.compression._distributed import clear_result, publish_result, role, wait_for_result
-from keras_layernas.compression._drivers import Progress, search_in_process, search_with_tuner
+from keras_layernas.compression._drivers import (
+    Progress,
+    load_trained,
+    search_in_process,
+    search_with_tuner,
+)
 from keras_layernas.compression._result import CompressionResult, layer_table
 from keras_layernas.surgery.importance import RetainedImportance, option_width
 from keras_layernas.compression._training import Trainer
@@ -179,7 +185,9 @@ class CompressionSearch:
         max_trials: cap on evaluated candidates. None: the complete search
             without data; one pass over the options (``sum |S_i|`` trials) with data.
         epochs_per_trial: fine-tuning epochs of each candidate (with data).
-        finetune_epochs: fine-tuning epochs of the winner (with data).
+        finetune_epochs: fine-tuning epochs of the winner, which starts from
+            the weights its trial trained (with data); None: 1 with data, 0
+            without.
         num_buckets: LayerNAS's cost buckets per layer (H).
         per_bucket: candidates kept per bucket (k).
         directory: where the search state lives, so that a search killed
@@ -207,6 +215,10 @@ class CompressionSearch:
         start: the architecture LayerNAS fills unsearched layers with:
             ``"base"`` (the paper's choice, the base model) or ``"uniform"``
             (:func:`uniform_arch`, every width scaled by one factor to the target).
+        distill: fine-tune trials and the winner with distillation from the
+            base model (cross-entropy plus KL to the base's outputs, see
+            :mod:`keras_layernas.compression._distillation`); None: True with
+            data. Applies to the default loss only.
 
     The settings, checked once, are ``search.config`` (a frozen
     :class:`~keras_layernas.compression._config.CompressionConfig`).
@@ -241,7 +253,7 @@ class CompressionSearch:
         tolerance: float = 0.05,
         max_trials: int | None = None,
         epochs_per_trial: int = 1,
-        finetune_epochs: int = 0,
+        finetune_epochs: int | None = None,
         num_buckets: int = 100,
         per_bucket: int = 3,
         directory: str | os.PathLike | None = None,
@@ -257,6 +269,7 @@ class CompressionSearch:
         project_name: str = "compress",
         importance_weighting: str = "equal",
         start: str = "base",
+        distill: bool | None = None,
     ):
         self.config = CompressionConfig.checked(
             target_madds=target_madds, target_latency_ms=target_latency_ms, cost=cost,
@@ -268,7 +281,7 @@ class CompressionSearch:
             overwrite=overwrite, input_shape=input_shape, seed=seed, verbose=verbose,
             objective=objective, compile_kwargs=compile_kwargs, batch_size=batch_size,
             preprocess=preprocess, project_name=project_name,
-            importance_weighting=importance_weighting, start=start,
+            importance_weighting=importance_weighting, start=start, distill=distill,
         )
         self.model = model
         self.data, self.validation_data = data, validation_data
@@ -315,10 +328,12 @@ class CompressionSearch:
             self.data, self.validation_data, input_shape, self.config.batch_size, self.config.preprocess
         )
         return Trainer(train, validation, self.config.objective, self.config.compile_kwargs,
-                       fit_verbose=2 if self.config.verbose == 2 else 0)
+                       fit_verbose=2 if self.config.verbose == 2 else 0,
+                       teacher=frozen_copy(self.model) if self.config.distill else None)
 
     def _search(self, space: SearchSpace, scorer: RetainedImportance | None,
-                trainer: Trainer | None, project_dir: str | None) -> LayerNAS | None:
+                trainer: Trainer | None, project_dir: str | None,
+                work_dir: str | None = None) -> LayerNAS | None:
         settings = dict(target=self.config.target, num_buckets=self.config.num_buckets,
                         per_bucket=self.config.per_bucket, seed=self.config.seed, max_trials=self.config.max_trials)
         if trainer is None:
@@ -330,11 +345,10 @@ class CompressionSearch:
             settings["max_trials"] = self.config.max_trials or sum(len(o) for o in space.options)
             progress = Progress(settings["max_trials"], self.config.verbose, self.config.objective.name,
                                 cost_unit=self.config.cost_unit)
-            with tempfile.TemporaryDirectory(prefix="layernas-") as scratch:
-                engine = search_with_tuner(
-                    space, trainer, self.config.epochs_per_trial, settings, self.config.directory or scratch,
-                    self.config.project_name, self.config.overwrite, progress,
-                )
+            engine = search_with_tuner(
+                space, trainer, self.config.epochs_per_trial, settings, work_dir,
+                self.config.project_name, self.config.overwrite, progress,
+            )
         progress.close()
         return engine
 
@@ -369,14 +383,19 @@ class CompressionSearch:
 
         Returns:
             ``(arch, completed, completion_trials)``; the trials are
-            ``{"madds", "score", "arch"}`` records of scored completions.
+            ``{"madds", "score", "arch"}`` records of scored completions,
+            whose trained models are kept in ``self._trained``.
         """
         best = engine.best()
         candidates = [] if best is None else [(best[1], best[0], False)]
         completion_trials = []
         for arch in self._completions(space, engine, scorer):
-            score = scorer(arch) if trainer is None else trainer.fine_tune(
-                space.materialize(arch), self.config.epochs_per_trial)
+            if trainer is None:
+                score = scorer(arch)
+            else:
+                model = space.materialize(arch)
+                score = trainer.fine_tune(model, self.config.epochs_per_trial)
+                self._trained[arch] = model
             candidates.append((as_maximized(score, direction), arch, True))
             if trainer is not None:
                 completion_trials.append({**self._cost_fields(arch, space.cost(arch)), "score": score,
@@ -481,7 +500,7 @@ class CompressionSearch:
         does both, and its published weights make every process return the
         same model.
         """
-        self._search(space, None, trainer, project_dir)
+        self._search(space, None, trainer, project_dir, self.config.directory)
         result = wait_for_result(project_dir, space)
         if self.config.verbose:
             print(result.summary())
@@ -528,10 +547,16 @@ class CompressionSearch:
         if trainer is not None:
             base_score = trainer.score(self.space.materialize(self.space.base_arch))
             direction = self.config.objective.direction
-        engine = self._search(space, scorer, trainer, project_dir)
-        arch, completed, completion_trials = self._choose(space, engine, scorer, trainer, direction)
-        arch = space.check_arch(arch)  # a resumed state holds plain tuples, not KernelWidths
-        slim = space.materialize(arch)
+        with tempfile.TemporaryDirectory(prefix="layernas-") as scratch:
+            work_dir = self.config.directory or scratch
+            engine = self._search(space, scorer, trainer, project_dir, work_dir)
+            self._trained = {}
+            arch, completed, completion_trials = self._choose(space, engine, scorer, trainer, direction)
+            arch = space.check_arch(arch)  # a resumed state holds plain tuples, not KernelWidths
+            # The winner keeps what its trial trained; the final fine-tune goes on from there.
+            slim = self._trained[arch] if arch in self._trained else space.materialize(arch)
+            if trainer is not None and not completed:
+                load_trained(slim, os.path.join(work_dir, self.config.project_name), space, arch)
         final_score = scorer(arch) if trainer is None else trainer.fine_tune(slim, self.config.finetune_epochs)
         latency = None
         if latency_model is not None:
@@ -557,7 +582,7 @@ def compress(
     tolerance: float = 0.05,
     max_trials: int | None = None,
     epochs_per_trial: int = 1,
-    finetune_epochs: int = 0,
+    finetune_epochs: int | None = None,
     num_buckets: int = 100,
     per_bucket: int = 3,
     directory: str | os.PathLike | None = None,

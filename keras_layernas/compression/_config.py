@@ -52,6 +52,7 @@ class CompressionConfig:
     project_name: str
     importance_weighting: str
     start: str
+    distill: bool
 
     @property
     def target_name(self) -> str:
@@ -77,7 +78,13 @@ class CompressionConfig:
         _check_number("calibration_archs", settings["calibration_archs"], 3, math.inf, integer=True)
         _check_number("latency_runs", settings["latency_runs"], 1, math.inf, integer=True)
         _check_number("epochs_per_trial", settings["epochs_per_trial"], 0, math.inf, integer=True)
+        if settings["finetune_epochs"] is None:  # one epoch of the winner when there is data
+            settings["finetune_epochs"] = 1 if with_data else 0
         _check_number("finetune_epochs", settings["finetune_epochs"], 0, math.inf, integer=True)
+        if settings["distill"] is None:  # the base model teaches whenever there is training
+            settings["distill"] = with_data
+        if not isinstance(settings["distill"], bool):
+            raise ValueError(f"distill must be True, False or None. Received: distill={settings['distill']!r}.")
         _check_number("verbose", settings["verbose"], 0, 2, integer=True)
         if settings["max_trials"] is not None:
             _check_number("max_trials", settings["max_trials"], 1, math.inf, integer=True)

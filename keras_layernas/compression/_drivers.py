@@ -20,6 +20,7 @@ and gets None.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -30,7 +31,7 @@ import keras
 
 from keras_layernas.compression._distributed import role
 from keras_layernas import _io
-from keras_layernas._io import write_atomically
+from keras_layernas._io import atomic_path, write_atomically
 from keras_layernas.search import LayerNAS, Target
 from keras_layernas.surgery.space import Arch, SearchSpace
 from keras_layernas.tuner import LayerNASTuner
@@ -157,6 +158,29 @@ def search_in_process(
     return search
 
 
+def _trained_path(project_dir: str, space: SearchSpace, arch: Arch) -> str:
+    """Where the weights a trial trained for ``arch`` live (shared by chief and workers)."""
+    key = hashlib.sha256(json.dumps(space.encode(arch), sort_keys=True).encode()).hexdigest()[:20]
+    return os.path.join(project_dir, "trained", f"{key}.weights.h5")
+
+
+def save_trained(model: Any, project_dir: str, space: SearchSpace, arch: Arch) -> None:
+    """Keep a trial's trained weights, so the winner is returned as trained, not re-sliced."""
+    path = _trained_path(project_dir, space, arch)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with atomic_path(path, suffix=".weights.h5") as temporary:
+        model.save_weights(temporary)
+
+
+def load_trained(model: Any, project_dir: str, space: SearchSpace, arch: Arch) -> bool:
+    """Load the weights a trial trained for ``arch`` into ``model``; False if none were kept."""
+    path = _trained_path(project_dir, space, arch)
+    if not os.path.exists(path):
+        return False
+    model.load_weights(path)
+    return True
+
+
 class CompressionTuner(LayerNASTuner):
     """Each trial: materialize the arch (inherited weights), fine-tune, score.
 
@@ -186,9 +210,11 @@ class CompressionTuner(LayerNASTuner):
     def run_trial(self, trial, *args, **kwargs) -> dict[str, float]:
         strategy = self.distribution_strategy
         scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+        arch = self.space.decode(trial.hyperparameters.values)
         with scope:
-            model = self.space.materialize(self.space.decode(trial.hyperparameters.values))
+            model = self.space.materialize(arch)
             score = self.trainer.fine_tune(model, self.epochs)
+        save_trained(model, self.project_dir, self.space, arch)
         return {self.oracle.objective.name: score}
 
     def on_trial_end(self, trial) -> None:

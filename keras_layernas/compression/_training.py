@@ -14,6 +14,7 @@ import keras
 import keras_tuner
 import tensorflow as tf
 
+from keras_layernas.compression._distillation import DistillationLoss, with_teacher
 from keras_layernas.surgery.importance import named_layers
 
 # Batches averaged to re-estimate BatchNorm statistics (AutoSlim/slimmable
@@ -101,6 +102,10 @@ class Trainer:
         compile_kwargs: ``model.compile`` arguments; None for
             :func:`default_compile_kwargs`.
         fit_verbose: ``verbose`` of ``model.fit`` (2 prints one line per epoch).
+        teacher: a model to distill from while fine-tuning (see
+            :mod:`keras_layernas.compression._distillation`); used only with
+            the default loss (``compile_kwargs`` without ``"loss"``) and a
+            single-input, single-output model. It is never changed.
     """
 
     def __init__(
@@ -110,12 +115,14 @@ class Trainer:
         objective: str | keras_tuner.Objective = "val_accuracy",
         compile_kwargs: Mapping[str, Any] | None = None,
         fit_verbose: int = 0,
+        teacher: keras.Model | None = None,
     ):
         self.train = train
         self.validation = validation
         self.objective = as_objective(objective)
         self.compile_kwargs = compile_kwargs
         self.fit_verbose = fit_verbose
+        self.teacher = teacher
 
     @property
     def metric(self) -> str:
@@ -172,7 +179,30 @@ class Trainer:
         reestimate_batchnorm(model, train)
         self.compile(model, train)
         if epochs > 0:
+            trained = self._distilled(model, train) or model
             # shuffle=False: a Dataset cannot be shuffled by fit (prepare_data shuffles arrays)
-            model.fit(train, epochs=epochs, verbose=self.fit_verbose, shuffle=False)
+            trained.fit(train, epochs=epochs, verbose=self.fit_verbose, shuffle=False)
             reestimate_batchnorm(model, train)
         return self.score(model)
+
+    def _distilled(self, model: keras.Model, train: tf.data.Dataset) -> keras.Model | None:
+        """``model`` and the teacher side by side, compiled with the distillation loss.
+
+        None when there is no teacher or distillation does not apply (a loss
+        of the user's own, or a model with several inputs or outputs).
+        """
+        if self.teacher is None or "loss" in (self.compile_kwargs or {}):
+            return None
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            return None
+        labels = train.element_spec[1]
+        defaults = default_compile_kwargs(model, labels)
+        optimizer = (self.compile_kwargs or {}).get("optimizer", defaults["optimizer"])
+        if isinstance(optimizer, keras.optimizers.Optimizer):
+            optimizer = optimizer.from_config(optimizer.get_config())
+        combined = with_teacher(model, self.teacher)
+        combined.compile(optimizer=optimizer, loss=DistillationLoss(
+            classes=int(model.outputs[0].shape[-1]),
+            from_logits=defaults["loss"].get_config().get("from_logits", True),
+            sparse=isinstance(defaults["loss"], keras.losses.SparseCategoricalCrossentropy)))
+        return combined
