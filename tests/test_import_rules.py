@@ -24,7 +24,7 @@ FLOORS = {
     "tuner": 5,
     "compression": 6,
     "cli": 7,
-    "demo": 7,
+    "demo": 8,  # the demo shows the CLI's compress -> export loop
 }
 
 
