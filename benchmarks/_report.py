@@ -10,8 +10,9 @@ import json
 import os
 import platform
 import re
-import tempfile
 from pathlib import Path
+
+from keras_layernas._io import atomic_path, write_atomically  # noqa: F401 (atomic_path: for plots)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -19,13 +20,9 @@ DOC = ROOT / "docs" / "benchmarks.md"
 
 
 def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a crash never leaves a half file."""
+    """Write ``text`` to ``path`` (folder created) so that a crash never leaves a half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be read
-    os.replace(tmp, path)
+    write_atomically(path, text)
 
 
 def machine() -> dict:

@@ -51,7 +51,7 @@ import keras_layernas as layernas
 from benchmarks import _cifar10 as cifar
 from benchmarks._report import RESULTS, atomic_write, markdown_table, write_json, write_section
 from keras_layernas.search import RandomSearch
-from keras_layernas.surgery.model_space import KernelWidth, default_widths
+from keras_layernas.surgery import KernelWidth, default_widths
 
 NAME = "cifar10_compression"
 TOLERANCE = 0.05
@@ -321,7 +321,7 @@ def _describe(run: _Run, model: keras.Model, name: str, **fields: Any) -> dict:
 
 def trial_trainer(run: _Run) -> Any:
     """compress()'s own trial recipe, used by (a), by (d) and for the rank check."""
-    from keras_layernas._training import Trainer
+    from keras_layernas.compression import Trainer
 
     return Trainer(run.trial_train, run.validation, "val_accuracy", trial_compile_kwargs(run.args.trial_lr))
 
@@ -330,7 +330,7 @@ class _Scores:
     """The data-free scores of an architecture under every weighting."""
 
     def __init__(self, space: layernas.SearchSpace, base: keras.Model):
-        from keras_layernas._scoring import WEIGHTINGS
+        from keras_layernas.compression import WEIGHTINGS
 
         self.space = space
         self.scorers = {w: layernas.RetainedImportance(space, base, w) for w in WEIGHTINGS}

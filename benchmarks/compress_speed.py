@@ -6,7 +6,9 @@ Measures, in one run:
 * the complete LayerNAS search's best against the greedy completion from the base model
   (both scored by retained importance);
 * why data-free trials bypass KerasTuner: the same trials through LayerNASTuner (state
-  written after every trial) against the in-process loop, side by side.
+  written after every trial) against the in-process loop, side by side;
+* ``make demo`` once installed (``python -m keras_layernas.demo`` in a fresh process:
+  imports, model build, search, summary and every artefact), the time the README quotes.
 
 Run: ``python -m benchmarks.compress_speed`` from the repository root.
 """
@@ -16,6 +18,8 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -23,9 +27,9 @@ import keras
 import keras_tuner
 
 from benchmarks._report import markdown_table, write_json, write_section
-from keras_layernas._completion import complete_to_target
-from keras_layernas._scoring import RetainedImportance
-from keras_layernas.compress import CompressionSearch, shrink_only
+from keras_layernas.compression import complete_to_target
+from keras_layernas.compression import RetainedImportance
+from keras_layernas.compression import CompressionSearch, shrink_only
 from keras_layernas.search import LayerNAS
 from keras_layernas.surgery import SearchSpace
 from keras_layernas.tuner import LayerNASTuner
@@ -33,6 +37,7 @@ from keras_layernas.tuner import LayerNASTuner
 TARGET = 150e6
 BUDGETS = (100, 1000, 5000, None)
 TUNER_TRIALS = 300
+DEMO_RUNS = 3
 
 
 class _ScoreOnlyTuner(LayerNASTuner):
@@ -50,6 +55,14 @@ def _seconds(fn):
     start = time.perf_counter()
     value = fn()
     return time.perf_counter() - start, value
+
+
+def _demo_seconds() -> float:
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "keras_layernas.demo", "--out", out], check=True,
+                       stdout=subprocess.DEVNULL)
+        return time.perf_counter() - start
 
 
 def main() -> None:
@@ -93,6 +106,8 @@ def main() -> None:
                              "madds": space.cost(greedy_arch)},
         "trial_overhead": {"trials": TUNER_TRIALS, "in_process_s": in_process_seconds,
                            "keras_tuner_s": tuner_seconds},
+        "demo_seconds": [_demo_seconds() for _ in range(DEMO_RUNS)],
+        "load_average_1min": os.getloadavg()[0],
     }
     write_json("compress_speed", payload)
     rows = [[b["max_trials"] or "None (complete)", b["trials"], f"{b['seconds']:.1f}",
@@ -116,6 +131,11 @@ def main() -> None:
         f"{overhead['in_process_s']:.2f} s, through LayerNASTuner {overhead['keras_tuner_s']:.1f} s "
         f"({overhead['keras_tuner_s'] / max(overhead['in_process_s'], 1e-9):.0f}x), which is why "
         "data-free searches drive LayerNAS in process.",
+        "",
+        f"`make demo` once installed (`python -m keras_layernas.demo`, fresh process, "
+        f"{DEMO_RUNS} runs): {min(payload['demo_seconds']):.0f}-"
+        f"{max(payload['demo_seconds']):.0f} s; load average {payload['load_average_1min']:.1f} "
+        "at the end of the run.",
     ]))
 
 

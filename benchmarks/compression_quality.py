@@ -21,7 +21,7 @@ Stages (``--stage``):
 ``report``
     Table in docs/benchmarks.md and a plot in benchmarks/results/.
 
-Run:
+Run (``--stage all``, the default, runs the three in order):
     python -m benchmarks.compression_quality --stage base
     python -m benchmarks.compression_quality --stage methods
     python -m benchmarks.compression_quality --stage report
@@ -38,7 +38,7 @@ import numpy as np
 
 import keras_layernas as layernas
 from benchmarks import _cifar10
-from benchmarks._report import RESULTS, ROOT, atomic_write, machine
+from benchmarks._report import RESULTS, ROOT, atomic_write, machine, write_section
 
 NAME = "compression_quality"
 MODELS = ROOT / "benchmarks" / "models"
@@ -271,8 +271,6 @@ def trial_data(splits: dict) -> tuple:
 
 def slim_model(method: str, fraction: float, base: keras.Model, splits: dict) -> tuple[keras.Model, dict]:
     """The method's model at ``fraction`` of the base MAdds, before the final fine-tune."""
-    from keras_layernas.compress import uniform_arch
-
     space = layernas.SearchSpace.from_model(base)
     high = fraction * layernas.count_madds(base)
     target = ((1 - TOLERANCE) * high, high)
@@ -283,7 +281,7 @@ def slim_model(method: str, fraction: float, base: keras.Model, splits: dict) ->
         model.set_weights(base.get_weights())
     elif method in ("uniform_inherited", "uniform_scratch"):
         fine = every_width_space(base)
-        model = fine.materialize(uniform_arch(fine, target))
+        model = fine.materialize(layernas.compression.uniform_arch(fine, target))
         if method == "uniform_scratch":
             model = keras.models.clone_model(model)  # fresh initial weights
     elif method == "global_magnitude":
@@ -414,7 +412,10 @@ def stage_report(payload: dict) -> None:
         lines.append(f"| {e['target']:.0%} | {e['method']} | {e['madds'] / 1e6:.2f} | {e['n']} | "
                      f"{_pct(e['mean'])} ± {_pct(e['std'])} | {versus} | {e.get('verdict', '-')} |")
     table = "\n".join(lines)
-    atomic_write(RESULTS / f"{NAME}.md", table + "\n")
+    write_section(NAME, "## Compression quality on a trained MobileNetV2\n\n"
+                  "`python -m benchmarks.compression_quality` (staged, resumable; "
+                  "results/compression_quality.json, plot results/compression_quality.png). "
+                  + table)
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for method in sorted({e["method"] for e in summary}):
         points = sorted((e for e in summary if e["method"] == method), key=lambda e: e["madds"])
@@ -432,7 +433,7 @@ def stage_report(payload: dict) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--stage", choices=("base", "methods", "report"), default="base")
+    parser.add_argument("--stage", choices=("all", "base", "methods", "report"), default="all")
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                         help=f"comma-separated, of {METHODS}")
     parser.add_argument("--seeds", type=int, default=3, help="final fine-tunes per method and target")
@@ -444,12 +445,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     payload = load_results()
-    if args.stage == "base":
+    if args.stage in ("all", "base"):
         stage_base(payload)
-    elif args.stage == "methods":
+    if args.stage in ("all", "methods"):
         stage_methods(payload, args.methods.split(","), args.seeds,
                       [float(t) for t in args.targets.split(",")])
-    else:
+    if args.stage in ("all", "report"):
         stage_report(payload)
 
 

@@ -31,10 +31,9 @@ import time
 import keras
 import numpy as np
 
-from benchmarks._report import RESULTS, markdown_table, write_json, write_section
-from keras_layernas.compress import CompressionSearch, shrink_only
-from keras_layernas.profile import LatencyModel
-from keras_layernas.profile._latency import fit_nonnegative
+from benchmarks._report import RESULTS, atomic_path, markdown_table, write_json, write_section
+from keras_layernas.compression import CompressionSearch, shrink_only
+from keras_layernas.latency import LatencyModel, fit_nonnegative
 from keras_layernas.surgery import SearchSpace
 
 NAME = "latency_model"
@@ -164,10 +163,8 @@ def _plot(calibration: list, held_out: list, latency_model: LatencyModel, result
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = RESULTS / f"{NAME}.png"
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(temporary, dpi=110)
-    os.replace(temporary, path)
+    with atomic_path(RESULTS / f"{NAME}.png", suffix=".png") as temporary:
+        fig.savefig(temporary, dpi=110)
     plt.close(fig)
 
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import keras  # noqa: E402
 
 from benchmarks._report import markdown_table, write_json, write_section  # noqa: E402
-from keras_layernas.profile import count_madds, tf_profiler_madds  # noqa: E402
+from keras_layernas.profiling import count_madds, tf_profiler_madds  # noqa: E402
 
 GOAL = 500
 

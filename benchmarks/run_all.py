@@ -70,6 +70,10 @@ BENCHMARKS = (
               "writes no table (its section keeps the last full run)"),
     Benchmark("latency_model", ("--quick",),
               "MobileNetV2 0.35 at 96x96, 6 calibration and 8 held-out architectures"),
+    Benchmark("in_target_share", (), "takes seconds: runs as it is"),
+    Benchmark("compression_quality", None,
+              "no reduced mode: trains the base (once, kept in benchmarks/models) and fine-tunes "
+              "every method 3 times (hours); resumable"),
     Benchmark("speed_summary", ("--quick",), "fewer repeats and trials"),
 )
 

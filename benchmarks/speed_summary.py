@@ -35,7 +35,7 @@ import keras
 from benchmarks import oracle_comparison, profile_speed, search_overhead, surgery_speed
 from benchmarks._report import markdown_table, write_json, write_section
 from benchmarks.nats_sss import load_table
-from keras_layernas.profile import count_madds, tf_profiler_madds
+from keras_layernas.profiling import count_madds, tf_profiler_madds
 from keras_layernas.search import LayerNAS
 from keras_layernas.surgery import SearchSpace
 

@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_layernas as layernas  # noqa: E402
-from keras_layernas.profile.formulas import conv_madds, dense_madds  # noqa: E402
+from keras_layernas.profiling.formulas import conv_madds, dense_madds  # noqa: E402
 
 OFFLINE_CIFAR = Path(__file__).resolve().parents[1].parent / "shared/data/cifar10/cifar10_jpeg.npz"
 

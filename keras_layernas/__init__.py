@@ -14,29 +14,31 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS = {
-    "count_madds": "keras_layernas.profile",
-    "count_params": "keras_layernas.profile",
-    "profile": "keras_layernas.profile",
-    "Profile": "keras_layernas.profile",
+    "count_madds": "keras_layernas.profiling",
+    "count_params": "keras_layernas.profiling",
+    "profile": "keras_layernas.profiling",
+    "Profile": "keras_layernas.profiling",
     "SearchSpace": "keras_layernas.surgery",
     "LayerNAS": "keras_layernas.search",
     "RandomSearch": "keras_layernas.search",
     "RegularizedEvolution": "keras_layernas.search",
     "LayerNASOracle": "keras_layernas.tuner",
     "LayerNASTuner": "keras_layernas.tuner",
-    "compress": "keras_layernas.compress",
-    "CompressionSearch": "keras_layernas.compress",
-    "CompressionResult": "keras_layernas.compress",
-    "RetainedImportance": "keras_layernas._scoring",
-    "reestimate_batchnorm": "keras_layernas._training",
-    "export_tflite": "keras_layernas.export",
-    "measure_latency": "keras_layernas.export",
-    "to_tf_keras": "keras_layernas.export",
-    "LatencyCost": "keras_layernas.export",
-    "LatencyModel": "keras_layernas.profile",
+    "compress": "keras_layernas.compression",
+    "CompressionSearch": "keras_layernas.compression",
+    "CompressionResult": "keras_layernas.compression",
+    "RetainedImportance": "keras_layernas.surgery",
+    "reestimate_batchnorm": "keras_layernas.compression",
+    "export_tflite": "keras_layernas.latency",
+    "measure_latency": "keras_layernas.latency",
+    "evaluate_tflite": "keras_layernas.latency",
+    "to_tf_keras": "keras_layernas.latency",
+    "LatencyCost": "keras_layernas.latency",
+    "LatencyModel": "keras_layernas.latency",
 }
-# subpackages reachable as attributes (layernas.spaces.paper_space(...))
-_SUBMODULES = {"search", "profile", "surgery", "tuner", "spaces", "export", "cli"}
+# subpackages reachable as attributes (layernas.spaces.paper_space(...)); none is
+# named like a public function, so importing one never shadows ``compress`` or ``profile``
+_SUBMODULES = {"search", "profiling", "surgery", "latency", "tuner", "compression", "spaces", "cli"}
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

@@ -2,7 +2,8 @@
 
 Compresses a Keras MobileNetV2 (alpha 1.0, 224x224, 300.8 M MAdds) to 150 M
 MAdds with the data-free search, prints the per-layer summary and writes the
-slim model, its TFLite file, the report and the Pareto plot into ``demo_out/``.
+slim model (with ``model.preprocess.json``, its input scaling), its TFLite
+file, the report and the Pareto plot into ``demo_out/``.
 
 Without internet the model has random weights (``weights=None``); with
 internet pass ``--weights imagenet`` to slim the trained ImageNet model, then
@@ -13,7 +14,10 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 from typing import Sequence
+
+from keras_layernas.cli import quiet_tensorflow
 
 DEFAULT_TARGET = 150e6
 
@@ -23,8 +27,9 @@ def run(out_dir: str, target_madds: float = DEFAULT_TARGET, weights: str | None 
     """Compress MobileNetV2 1.0 @224 and write every artefact into ``out_dir``.
 
     Args:
-        out_dir: folder for ``model.keras``, ``model.tflite``, ``report.json``
-            and ``pareto.png`` (created if missing).
+        out_dir: folder for ``model.keras``, ``model.preprocess.json``,
+            ``model.tflite``, ``report.json`` and ``pareto.png`` (created if
+            missing).
         target_madds: the MAdds budget.
         weights: ``None`` (random, offline) or ``"imagenet"``.
         max_trials: cap on search trials; None runs the complete search.
@@ -35,6 +40,7 @@ def run(out_dir: str, target_madds: float = DEFAULT_TARGET, weights: str | None 
     import keras
 
     import keras_layernas as layernas
+    from keras_layernas.cli import PREPROCESS_PRESETS
 
     os.makedirs(out_dir, exist_ok=True)
     started = time.perf_counter()
@@ -48,6 +54,8 @@ def run(out_dir: str, target_madds: float = DEFAULT_TARGET, weights: str | None 
         "tflite": os.path.join(out_dir, "model.tflite"),
     }
     result.model.save(paths["model"])
+    # MobileNetV2 takes [-1, 1]: recorded so `layernas export --int8 --data` scales alike
+    paths["preprocess"] = str(PREPROCESS_PRESETS["mobilenet"].write_record(Path(paths["model"])))
     result.save_report(paths["report"])
     result.plot_pareto(paths["plot"])
     layernas.export_tflite(result.model, paths["tflite"])
@@ -65,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--weights", choices=["imagenet"], default=None,
                         help="slim the ImageNet-trained model (needs internet)")
     args = parser.parse_args(argv)
+    quiet_tensorflow()
     run(args.out, args.target_madds, args.weights)
 
 

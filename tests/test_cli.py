@@ -2,15 +2,20 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
+import keras_layernas
 from keras_layernas import cli
-from keras_layernas.profile import count_madds
+from keras_layernas.profiling import count_madds
+from tests._cifar import TEST_IMAGES, cifar10_pixels, trained_cnn
 
 
 def test_top_level_help_lists_the_profile_command(capsys):
@@ -107,9 +112,11 @@ MNV2_035 = ["mobilenet_v2", "--alpha", "0.35", "--input-size", "96", "--classes"
 @pytest.mark.parametrize("command, options", [
     ("compress", ("MODEL", "--target-madds", "--target-latency-ms", "--calibration-archs",
                   "--tolerance", "--data", "--max-trials",
-                  "--epochs-per-trial", "--finetune-epochs", "--int8", "--out", "--overwrite")),
+                  "--epochs-per-trial", "--finetune-epochs", "--int8", "--out", "--overwrite",
+                  "--preprocess")),
     ("space", ("MODEL", "--num-buckets", "--per-bucket", "--json", "--alpha")),
-    ("export", ("MODEL", "--out", "--int8", "--float16", "--data", "--input-size")),
+    ("export", ("MODEL", "--out", "--int8", "--float16", "--data", "--input-size",
+                "--preprocess")),
 ])
 def test_help_of_each_new_command_documents_its_options(command, options, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -210,3 +217,184 @@ def test_compress_to_a_latency_target_reports_predicted_and_measured_latency(tmp
     assert low <= report["latency"]["predicted_ms"] <= high
     assert report["latency"]["measured_ms"] > 0 and report["latency"]["calibration_archs"] == 4
     assert (out / "search" / "compress.latency.json").exists()  # measurements kept for a resume
+
+
+# -- errors: one line naming the fix, exit status 2 ------------------------------------
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    return err
+
+
+def _tiny_model_file(tmp_path, name: str = "tiny.keras"):
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(8, 3)(inputs))
+    path = tmp_path / name
+    keras.Model(inputs, keras.layers.Dense(4)(x)).save(path)
+    return path
+
+
+def _pixels_npz(path, low=0, high=255, count=8, size=16):
+    rng = np.random.default_rng(0)
+    np.savez(path, x_train=rng.uniform(low, high, (count, size, size, 3)).astype("float32"),
+             y_train=rng.integers(0, 4, count))
+    return path
+
+
+def test_version_prints_the_package_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"layernas {keras_layernas.__version__}"
+
+
+def test_a_range_narrower_than_one_option_step_exits_2_naming_tolerance(tmp_path, capsys):
+    status = cli.main(["compress", *MNV2_035, "--target-madds", "6e6", "--tolerance", "1e-6",
+                       "--max-trials", "20", "--quiet", "--out", str(tmp_path / "out")])
+    assert status == 2
+    assert "Received: --tolerance 1e-06" in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize("command", ["compress", "export"])
+def test_a_missing_npz_exits_2_naming_the_file(tmp_path, capsys, command):
+    missing = tmp_path / "absent.npz"
+    extra = ["--target-madds", "6e6"] if command == "compress" else ["--int8"]
+    status = cli.main([command, *MNV2_035, *extra, "--data", f"npz:{missing}",
+                       "--out", str(tmp_path / "out")])
+    assert status == 2
+    assert f"no such file '{missing}'" in _one_line_error(capsys)
+
+
+def test_out_pointing_at_a_file_exits_2(tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    status = cli.main(["compress", *MNV2_035, "--target-madds", "6e6", "--out", str(taken)])
+    assert status == 2
+    assert "--out must be a folder" in _one_line_error(capsys)
+    assert taken.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("alpha", ["-1", "0", "nan", "wide"])
+def test_a_non_positive_alpha_is_rejected_by_the_parser(capsys, alpha):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["profile", "mobilenet_v2", "--alpha", alpha])
+    assert exit_info.value.code == 2
+    assert f"--alpha: must be a positive number, got {alpha}" in capsys.readouterr().err
+
+
+def test_export_data_without_int8_exits_2(tmp_path, capsys):
+    model = _tiny_model_file(tmp_path)
+    data = _pixels_npz(tmp_path / "calib.npz")
+    assert cli.main(["export", str(model), "--float16", "--data", f"npz:{data}"]) == 2
+    assert "add --int8 or drop --data" in _one_line_error(capsys)
+    assert not (tmp_path / "tiny_float16.tflite").exists()
+
+
+def test_int8_calibration_of_a_file_without_recorded_scaling_asks_for_preprocess(tmp_path, capsys):
+    model = _tiny_model_file(tmp_path)
+    data = _pixels_npz(tmp_path / "calib.npz")
+    status = cli.main(["export", str(model), "--int8", "--data", f"npz:{data}",
+                       "--out", str(tmp_path / "i8.tflite")])
+    assert status == 2
+    err = _one_line_error(capsys)
+    assert "tiny.preprocess.json does not record it" in err and "--preprocess mobilenet" in err
+    assert not (tmp_path / "i8.tflite").exists()
+
+
+@pytest.mark.parametrize("low, high, shown", [(-1, 1, "spanning [-1"), (0, 1, "spanning [0")])
+def test_npz_images_already_scaled_are_refused(tmp_path, capsys, low, high, shown):
+    model = _tiny_model_file(tmp_path)
+    data = _pixels_npz(tmp_path / "calib.npz", low, high)
+    status = cli.main(["export", str(model), "--int8", "--data", f"npz:{data}",
+                       "--preprocess", "mobilenet"])
+    assert status == 2
+    err = _one_line_error(capsys)
+    assert "must be raw RGB pixels in [0, 255]" in err and shown in err
+
+
+def test_a_garbage_preprocess_record_is_named(tmp_path, capsys):
+    model = _tiny_model_file(tmp_path)
+    (tmp_path / "tiny.preprocess.json").write_text("{not json")
+    assert cli.main(["export", str(model), "--int8", "--out", str(tmp_path / "i8.tflite")]) == 2
+    assert "tiny.preprocess.json is not a preprocess record" in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("mobilenet_v2", "mobilenet"), ("mobilenet", "mobilenet"), ("mobilenetv2", "mobilenet"),
+    ("mobilenet_v3_small", "none"), ("efficientnet_b0", "none"),
+])
+def test_names_default_to_the_scaling_their_keras_application_expects(name, expected):
+    args = cli.build_parser().parse_args(["export", name])
+    assert cli._preprocess(args).name == expected
+
+
+@pytest.mark.slow
+def test_entry_point_keeps_tensorflow_log_lines_off_stderr(tmp_path):
+    model = _tiny_model_file(tmp_path)
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_layernas.cli", "profile", str(model)],
+        capture_output=True, text=True, timeout=300, check=False, env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Total MAdds: " in result.stdout
+    # Without the fix: "WARNING: All log messages before absl::InitializeLog()...",
+    # I0000 oneDNN / cudart lines and E0000 "failed call to cuInit".
+    assert result.stderr == ""
+
+
+# -- int8 on real CIFAR-10: the scaling travels with the model ------------------------
+def _agreement(out: str) -> float:
+    match = re.search(r"agreement with Keras: top-1 ([0-9.]+), logit correlation ([0-9.]+)", out)
+    assert match, out
+    return float(match.group(1))
+
+
+@pytest.fixture(scope="module")
+def cifar_files(shared_dir, tmp_path_factory):
+    """A small CNN trained on [-1, 1] CIFAR-10 images, saved, and a raw-pixel npz."""
+    folder = tmp_path_factory.mktemp("cifar")
+    trained_cnn(shared_dir).save(folder / "trained.keras")
+    x_train, y_train = cifar10_pixels(shared_dir, "train", 300)
+    x_test, y_test = cifar10_pixels(shared_dir, "test", TEST_IMAGES)
+    np.savez(folder / "cifar.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return folder
+
+
+@pytest.mark.slow
+def test_export_int8_with_data_prints_agreement_and_records_the_scaling(cifar_files, capsys):
+    data = f"npz:{cifar_files / 'cifar.npz'}"
+    out = cifar_files / "trained_int8.tflite"
+    assert cli.main(["export", str(cifar_files / "trained.keras"), "--int8", "--data", data,
+                     "--preprocess", "mobilenet", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert f"Checked on {TEST_IMAGES} test images" in captured.out
+    assert _agreement(captured.out) >= 0.95  # measured 0.988
+    record = json.loads((cifar_files / "trained_int8.preprocess.json").read_text())
+    assert record["preprocess"] == "mobilenet" and record["input_range"] == [-1.0, 1.0]
+    assert captured.err == ""
+
+    # The old silent ruin, raw pixels for a model trained on [-1, 1], is now loud:
+    # the Keras model itself falls to chance on the images it is checked on.
+    assert cli.main(["export", str(cifar_files / "trained.keras"), "--int8", "--data", data,
+                     "--preprocess", "none", "--out", str(cifar_files / "raw.tflite")]) == 0
+    captured = capsys.readouterr()
+    keras_accuracy = float(re.search(r"\(Keras ([0-9.]+)\)", captured.out).group(1))
+    assert keras_accuracy < 0.15  # measured 0.1 (chance), 0.37 when scaled as trained
+    assert "check that --preprocess none is how the model was trained" in captured.err
+
+
+@pytest.mark.slow
+def test_compress_then_export_int8_reads_the_recorded_scaling(cifar_files, capsys):
+    slim = cifar_files / "slim"
+    assert cli.main(["compress", str(cifar_files / "trained.keras"), "--target-madds", "5e6",
+                     "--preprocess", "mobilenet", "--max-trials", "30", "--quiet",
+                     "--out", str(slim)]) == 0
+    assert json.loads((slim / "model.preprocess.json").read_text())["preprocess"] == "mobilenet"
+    capsys.readouterr()
+    # The README's flow, with no --preprocess: the record next to model.keras is used.
+    assert cli.main(["export", str(slim / "model.keras"), "--int8", "--data",
+                     f"npz:{cifar_files / 'cifar.npz'}", "--out", str(slim / "i8.tflite")]) == 0
+    out = capsys.readouterr().out
+    assert _agreement(out) >= 0.9
+    assert "--preprocess mobilenet" in out

@@ -21,6 +21,8 @@ def test_demo_writes_every_artefact_for_a_model_inside_the_target(tmp_path, caps
     report = json.loads(open(paths["report"]).read())
     assert report["madds"] == layernas.count_madds(slim) and report["trials"] == 200
     assert open(paths["plot"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    # the input scaling travels with the model, for `layernas export --int8 --data`
+    assert json.loads(open(paths["preprocess"]).read())["input_range"] == [-1.0, 1.0]
 
     from ai_edge_litert.interpreter import Interpreter
 

@@ -7,11 +7,12 @@ score, ``best()`` gives the best in-target architecture, ``to_json()`` and
 """
 from __future__ import annotations
 
-from keras_layernas.search._base import BaseSearch, Candidate, TrialRecord
+from keras_layernas.search._base import BaseSearch, Candidate, TrialRecord, as_maximized
 from keras_layernas.search._evolution import RegularizedEvolution
 from keras_layernas.search._layernas import LayerNAS
 from keras_layernas.search._policy import BestFirst, Parent, RandomParent, SelectionPolicy
 from keras_layernas.search._random import RandomSearch
+from keras_layernas.search._target import Target, cheapest_arch
 
 __all__ = [
     "BaseSearch",
@@ -23,5 +24,8 @@ __all__ = [
     "RandomSearch",
     "RegularizedEvolution",
     "SelectionPolicy",
+    "Target",
     "TrialRecord",
+    "as_maximized",
+    "cheapest_arch",
 ]

@@ -16,6 +16,8 @@ from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 
+from keras_layernas.search._target import Target
+
 Arch = tuple
 CostFn = Callable[[Arch], float]
 
@@ -134,26 +136,19 @@ def validate_options(options: Any) -> tuple:
     return tuple(frozen)
 
 
-def validate_target(target: Any) -> tuple:
-    """Check that ``target`` is a finite ``(low, high)`` cost range.
+def as_maximized(score: float | None, direction: str) -> float | None:
+    """``score`` in the searchers' higher-is-better direction; its own inverse.
 
-    Raises:
-        ValueError: not a pair of finite numbers with ``low <= high``.
+    Searchers maximize; an objective with ``direction="min"`` (a loss) is
+    negated on the way in and negated back on the way out, here only.
+
+    Example:
+        >>> as_maximized(0.3, "min"), as_maximized(0.3, "max"), as_maximized(None, "min")
+        (-0.3, 0.3, None)
     """
-    try:
-        low, high = target
-        low, high = float(low), float(high)
-    except (TypeError, ValueError):
-        raise ValueError(
-            "`target` must be a (low, high) pair of numbers, the cost range the "
-            f"final architecture must fall in. Received: target={target!r}"
-        ) from None
-    if not (math.isfinite(low) and math.isfinite(high)) or low > high:
-        raise ValueError(
-            "`target` must be finite with low <= high. "
-            f"Received: target={target!r}"
-        )
-    return low, high
+    if score is None or direction == "max":
+        return score
+    return -score
 
 
 def validate_positive_int(name: str, value: Any, allow_none: bool = False) -> Any:
@@ -206,7 +201,7 @@ class BaseSearch:
                 f"`cost_fn` must be callable (arch tuple -> cost). Received: {cost_fn!r}"
             )
         self.cost_fn = cost_fn
-        self.target = validate_target(target)
+        self.target = Target.of(target)
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise ValueError(f"`seed` must be an integer. Received: seed={seed!r}")
         self.seed = int(seed)
@@ -282,16 +277,14 @@ class BaseSearch:
         can only err towards keeping a candidate (a completion with a cost gap
         exactly over the target), never towards dropping a useful one.
         """
-        low, high = self.target
         if layer >= self.num_layers - 1:
-            return low <= self.cost_of(indices) <= high
+            return self.target.contains(self.cost_of(indices))
         cheapest, dearest = self.reachable(indices, layer)
-        return cheapest <= high and dearest >= low
+        return cheapest <= self.target.high and dearest >= self.target.low
 
     def in_target(self, cost: float) -> bool:
         """Whether ``cost`` lies in the target range (both ends included)."""
-        low, high = self.target
-        return low <= cost <= high
+        return self.target.contains(cost)
 
     def _check_target_reachable(self) -> None:
         cheapest = self.cost_of(self.cheapest)
@@ -299,10 +292,10 @@ class BaseSearch:
         low, high = self.target
         if high < cheapest or low > dearest:
             raise ValueError(
-                f"The target cost range {self.target} is outside the reachable range "
+                f"The target cost range {tuple(self.target)} is outside the reachable range "
                 f"[{cheapest:g}, {dearest:g}] of this search space. Pick a target that "
                 "overlaps it (the smallest architecture costs the low end, the base-sized "
-                f"one the high end). Received: target={self.target}"
+                f"one the high end). Received: target={tuple(self.target)}"
             )
 
     # ---------------------------------------------------------- ask/tell

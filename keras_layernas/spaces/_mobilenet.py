@@ -3,7 +3,7 @@
 The paper's search spaces use block sizes that ``keras.applications`` cannot
 express, so the network is described by a small spec and built here. The MAdds
 of a spec are computed with the same formulas the profiler uses
-(:mod:`keras_layernas.profile.formulas`), which keeps ``space.cost(arch)`` and
+(:mod:`keras_layernas.profiling.formulas`), which keeps ``space.cost(arch)`` and
 the count read off the built model equal by construction.
 
 Layout: stem conv 3x3 (stride 2) -> bnecks -> optional 1x1 convs at full
@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from keras_layernas.profile.formulas import conv_madds, depthwise_madds
+from keras_layernas.profiling.formulas import conv_madds, depthwise_madds
 
 SE_RATIO = 0.25
 SE_DIVISOR = 8

@@ -7,21 +7,22 @@ from __future__ import annotations
 
 import importlib
 
-from keras_layernas.surgery.space import SearchLayer, SearchSpace
+from keras_layernas.surgery.space import SearchLayer, SearchSpace, space_from_model
 
 # public name -> module that defines it
 _EXPORTS = {
-    "space_from_model": "keras_layernas.surgery.model_space",
     "KernelWidth": "keras_layernas.surgery.model_space",
     "default_widths": "keras_layernas.surgery.model_space",
     "round_width": "keras_layernas.surgery.model_space",
     "ChannelGraph": "keras_layernas.surgery._graph",
     "CoupledGroup": "keras_layernas.surgery._graph",
-    "l1_importance": "keras_layernas.surgery._importance",
-    "keep_indices": "keras_layernas.surgery._importance",
+    "l1_importance": "keras_layernas.surgery.importance",
+    "keep_indices": "keras_layernas.surgery.importance",
+    "RetainedImportance": "keras_layernas.surgery.importance",
+    "WEIGHTINGS": "keras_layernas.surgery.importance",
 }
 
-__all__ = ["SearchLayer", "SearchSpace", *sorted(_EXPORTS)]
+__all__ = ["SearchLayer", "SearchSpace", "space_from_model", *sorted(_EXPORTS)]
 
 
 def __getattr__(name: str):

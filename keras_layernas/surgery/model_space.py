@@ -1,6 +1,6 @@
 """The LayerNAS search space of an existing Keras model, its cost and its builder.
 
-``space_from_model`` turns the coupled channel groups of
+``space_parts`` (behind ``SearchSpace.from_model``) turns the coupled channel groups of
 :mod:`keras_layernas.surgery._graph` into searchable layers (paper, Appendix E.3
 and H):
 
@@ -25,18 +25,16 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 import keras
 import numpy as np
 
-from keras_layernas.profile import formulas
+from keras_layernas.profiling import formulas
 from keras_layernas.surgery import _materialize
+from keras_layernas.surgery._build import Builder, padding_pairs
+from keras_layernas.surgery._cost import CostModel
 from keras_layernas.surgery._graph import _CONVS, _DEPTHWISE, Call, ChannelGraph, CoupledGroup
-from keras_layernas.surgery._importance import Importance, keep_indices, l1_importance
-from keras_layernas.surgery.space import Arch, SearchLayer, SearchSpace
+from keras_layernas.surgery.importance import Importance, l1_importance
+from keras_layernas.surgery.layer import Arch, SearchLayer
 
 DEFAULT_WIDTH_FRACTIONS = (1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25)
 DEFAULT_KERNEL_OPTIONS = (3, 5, 7)
-#: Cost features of an architecture (see ``SearchSpace.features``): MAdds of
-#: dense convs (frozen separable/transposed/grouped convs included), of
-#: depthwise convs and of Dense layers, and the output elements of those layers.
-FEATURES = ("conv_madds", "depthwise_madds", "dense_madds", "activations")
 WidthOptions = (
     None | Sequence[float] | Mapping[str, Sequence[int]] | Callable[[str, int], Sequence[int]]
 )
@@ -115,7 +113,11 @@ class _Entry:
 
 
 class _ModelSpace:
-    """Everything ``cost`` and ``materialize`` need, precomputed once per model."""
+    """The analysis of one model: its searchable layers and how their channels couple.
+
+    ``_cost.CostModel`` turns it into the cost and features of an
+    architecture, ``_build.Builder`` into the Keras model of one.
+    """
 
     def __init__(
         self,
@@ -124,12 +126,9 @@ class _ModelSpace:
         kernel_options: Sequence[int] | None = DEFAULT_KERNEL_OPTIONS,
         exclude: Sequence[str] = (),
         input_shape: Sequence[int] | None = None,
-        importance: Importance = l1_importance,
     ):
         self.model = _fixed_size_model(model, input_shape)
-        self._config = self.model.get_config()
         self.graph = ChannelGraph(self.model)
-        self._importance = importance
         self._exclude = self._check_names("exclude", exclude)
         self._kernel_options = _check_kernels(kernel_options)
         self._width_options = width_options
@@ -139,7 +138,7 @@ class _ModelSpace:
                 "understood by the channel analysis): " + "; ".join(self.graph.unknown),
                 stacklevel=3,
             )
-        self._parent = self._squeeze_excite_parents()
+        self.parent = self._squeeze_excite_parents()
         self.entries = self._make_entries()
         if isinstance(width_options, Mapping):
             names = set(width_options) - {e.name for e in self.entries}
@@ -151,10 +150,6 @@ class _ModelSpace:
                 "kernel can change. Received: exclude="
                 f"{sorted(self._exclude)}, kernel_options={kernel_options}."
             )
-        self._compile_cost()
-        # The space slims the model as it is now: later training does not leak in.
-        self._weights = _weights_by_path(self.model)
-        self._scores: dict[int, np.ndarray] = {}
 
     # -- analysis ---------------------------------------------------------------------
     def _check_names(self, argument: str, names: Any) -> set:
@@ -202,7 +197,7 @@ class _ModelSpace:
         return {r: s for r, s in parents.items() if s not in parents}
 
     def _main_producers(self, group: CoupledGroup) -> list[Call]:
-        se_children = {r for r, s in self._parent.items() if s == group.id}
+        se_children = {r for r, s in self.parent.items() if s == group.id}
         return [
             c for c in group.producers
             if not set(self.graph.layout_groups(c.inputs[0])) & se_children
@@ -231,7 +226,7 @@ class _ModelSpace:
                 or self.graph.call_count(pad_call.op) != 1
             ):
                 return None
-            low = min(p[0] for p in _padding_pairs(pad_call.op))
+            low = min(p[0] for p in padding_pairs(pad_call.op))
             options = tuple(k for k in options if low + (k - base) // 2 >= 0)
         return _Depthwise(call, base, options, pad_call) if len(options) > 1 else None
 
@@ -261,7 +256,7 @@ class _ModelSpace:
         entries = []
         for group in self.graph.free_groups():
             excluded = any(self._excluded(c) for c in group.producers)
-            if group.id not in self._parent and not excluded:
+            if group.id not in self.parent and not excluded:
                 entry = self._group_entry(group)
                 if entry is not None:
                     entries.append(entry)
@@ -335,259 +330,14 @@ class _ModelSpace:
                 start = min(start, current.index)
         return start - 0.5
 
-    # -- cost -------------------------------------------------------------------------
-    def _compile_cost(self) -> None:
-        """Turn every conv/dense/depthwise call into ``coef * slot_a * slot_b`` terms.
-
-        Slot 0 is the constant 1, slot ``1 + g`` the width of group ``g``, then
-        one slot per searchable depthwise kernel (its area). Terms with no
-        variable slot are folded into one constant.
-        """
-        graph = self.graph
-        n = len(graph.groups)
-        kernel_slot = {e.depthwise.call.index: n + 1 + i
-                       for i, e in enumerate(e for e in self.entries if e.depthwise)}
-        self._kernel_slot = kernel_slot
-        variable = {1 + e.group.id for e in self.entries if e.group is not None}
-        variable |= {1 + r for r, s in self._parent.items() if 1 + s in variable}
-        variable |= set(kernel_slot.values())
-        base = [1] + [g.width for g in graph.groups]
-        base += [
-            e.depthwise.base ** len(e.depthwise.call.op.kernel_size)
-            for e in self.entries if e.depthwise
-        ]
-        by_feature: dict[str, list[tuple[int, int, int]]] = {f: [] for f in FEATURES}
-        modeled = set()
-        for call in graph.calls:
-            for feature, coef, a, b in self._call_terms(call, kernel_slot):
-                by_feature[feature].append((coef, a, b))
-                modeled.add("/".join(call.path))
-        unmodeled = self._unmodeled_madds(modeled)
-        # Those layers are frozen convs (separable, transposed, grouped).
-        self._features = {
-            feature: self._fold(terms, variable, base, unmodeled if feature == "conv_madds" else 0)
-            for feature, terms in by_feature.items()
-        }
-        madds = [self._features[f] for f in FEATURES if f.endswith("_madds")]
-        self._constant = sum(constant for constant, _ in madds)
-        self._terms = [term for _, terms in madds for term in terms]
-        self._base_slots = base
-        self._assign = [self._assignments(e) for e in self.entries]
-
-    @staticmethod
-    def _fold(terms: list, variable: set, base: list, constant: int) -> tuple[int, list]:
-        """``(constant, variable terms)``: terms no option changes are summed once."""
-        kept = []
-        for coef, a, b in terms:
-            if a in variable or b in variable:
-                kept.append((coef, a, b))
-            else:
-                constant += coef * base[a] * base[b]
-        return constant, kept
-
-    def _unmodeled_madds(self, modeled: set) -> int:
-        """MAdds of layers outside the width model (separable, transposed, grouped convs).
-
-        Their channels are frozen, so their cost never changes: the profiler
-        counts it once, under the same convention.
-        """
-        from keras_layernas.profile import profile
-
-        rows = profile(self.model).layers
-        return sum(row.madds for row in rows if row.name.split("#")[0] not in modeled)
-
-    def _call_terms(self, call: Call, kernel_slot: Mapping[int, int]):
-        """``(feature, coef, slot_a, slot_b)`` terms of one call's cost features.
-
-        MAdds coefficients are the shared formula evaluated with one input and
-        one output channel: the formulas are linear in each channel count, so
-        the term times the two widths is the formula at those widths. The
-        ``activations`` terms count the elements the call writes.
-        """
-        op, graph = call.op, self.graph
-        if call.role not in ("producer", "follower"):
-            return
-        if isinstance(op, keras.layers.BatchNormalization):
-            return
-        in_groups = graph.layout_groups(call.inputs[0])
-        repeat = graph.repeat(call.inputs[0])
-        spatial = call.output_shapes[0][1:-1]
-        _check_known(spatial, call)
-        positions = math.prod(spatial)
-        if isinstance(op, keras.layers.Dense):
-            out = 1 + graph.layout_groups(call.outputs[0])[0]
-            coef = formulas.dense_madds(1, 1, positions) * repeat
-            for g in in_groups:
-                yield "dense_madds", coef, 1 + g, out
-            yield "activations", positions, out, 0
-        elif isinstance(op, _DEPTHWISE):
-            if call.index in kernel_slot:
-                unit_kernel = (1,) * len(op.kernel_size)  # the kernel area is a slot of its own
-                coef, area = formulas.depthwise_madds(unit_kernel, 1, spatial), kernel_slot[call.index]
-            else:
-                coef, area = formulas.depthwise_madds(op.kernel_size, 1, spatial), 0
-            for g in in_groups:
-                yield "depthwise_madds", coef, 1 + g, area
-                yield "activations", positions, 1 + g, 0
-        elif isinstance(op, _CONVS):
-            out = 1 + graph.layout_groups(call.outputs[0])[0]
-            coef = formulas.conv_madds(op.kernel_size, 1, 1, spatial)
-            for g in in_groups:
-                yield "conv_madds", coef, 1 + g, out
-            yield "activations", positions, out, 0
-
-    def _assignments(self, entry: _Entry) -> dict:
-        """``{option: ((slot, value), ...)}``: what choosing an option sets."""
-        group_id = entry.group.id if entry.group is not None else None
-        children = [r for r, s in self._parent.items() if s == group_id]
-        table = {}
-        for option in entry.options:
-            sets = []
-            width = option.width if isinstance(option, KernelWidth) else option
-            if entry.kind == "kernel":
-                width = None
-            if width is not None:
-                sets.append((1 + entry.group.id, width))
-                for r in children:
-                    sets.append((1 + r, self._derived_width(r, entry.group, width)))
-            if entry.depthwise is not None:
-                kernel = option.kernel if isinstance(option, KernelWidth) else option
-                rank = len(entry.depthwise.call.op.kernel_size)
-                sets.append((self._kernel_slot[entry.depthwise.call.index], kernel ** rank))
-            table[option] = tuple(sets)
-        return table
-
-    def _derived_width(self, child: int, parent: CoupledGroup, width: int) -> int:
+    def derived_width(self, child: int, parent: CoupledGroup, width: int) -> int:
         base = self.graph.groups[child].width
         if width == parent.width:
             return base
         return min(base, round_width(width * base / parent.width))
 
-    def slots(self, arch: Arch) -> list:
-        """Widths/kernel areas of ``arch`` (slot layout of :meth:`_compile_cost`)."""
-        x = self._base_slots.copy()
-        for table, value in zip(self._assign, arch):
-            for slot, v in table[value]:
-                x[slot] = v
-        return x
-
-    def features(self, arch: Arch) -> dict[str, int]:
-        """``{feature: value}`` of ``arch``: MAdds by op kind, elements written.
-
-        The three ``*_madds`` features add up to :meth:`cost`.
-        """
-        x = self.slots(arch)
-        values = {}
-        for feature, (constant, terms) in self._features.items():
-            for coef, a, b in terms:
-                constant += coef * x[a] * x[b]
-            values[feature] = constant
-        return values
-
-    def cost(self, arch: Arch) -> int:
-        """MAdds of ``arch``: the constant part plus the width-dependent terms."""
-        x = self.slots(arch)
-        total = self._constant
-        for coef, a, b in self._terms:
-            total += coef * x[a] * x[b]
-        return total
-
-    # -- materialize --------------------------------------------------------------------
-    def _keep(self, group_id: int, width: int) -> np.ndarray | None:
-        group = self.graph.groups[group_id]
-        if width == group.width:
-            return None
-        if group_id not in self._scores:
-            weights = self._weights
-            kernels = [weights[c.path][0] for c in group.producers]
-            self._scores[group_id] = np.asarray(self._importance(kernels))
-        return keep_indices(self._scores[group_id], width)
-
-    def _layout_index(self, tensor_id: int, widths: list, keep: dict) -> np.ndarray | None:
-        groups = self.graph.layout_groups(tensor_id)
-        if all(keep[g] is None for g in groups):
-            return None
-        parts, offset = [], 0
-        for g in groups:
-            base = self.graph.groups[g].width
-            parts.append(offset + (np.arange(base) if keep[g] is None else keep[g]))
-            offset += base
-        index = np.concatenate(parts)
-        repeat = self.graph.repeat(tensor_id)
-        if repeat > 1:
-            index = (np.arange(repeat)[:, None] * offset + index[None, :]).reshape(-1)
-        return index
-
-    def materialize(self, arch: Arch):
-        """Build ``arch`` as a Keras model that inherits the base model's weights."""
-        x = self.slots(arch)
-        groups = self.graph.groups
-        widths = [x[1 + g.id] for g in groups]
-        keep = {g.id: self._keep(g.id, widths[g.id]) for g in groups}
-        edits: dict = {}
-        plans: dict = {}
-        for call in self.graph.calls:
-            if call.role not in ("producer", "follower") or call.path in plans:
-                continue
-            op = call.op
-            in_index = self._layout_index(call.inputs[0], widths, keep)
-            if call.role == "producer":
-                (out_group,) = self.graph.layout_groups(call.outputs[0])
-                if widths[out_group] != groups[out_group].width:
-                    key = "units" if isinstance(op, keras.layers.Dense) else "filters"
-                    edits[call.path] = {key: widths[out_group]}
-                kind = "dense" if isinstance(op, keras.layers.Dense) else "conv"
-                if in_index is not None or keep[out_group] is not None:
-                    plans[call.path] = _materialize.WeightSlice(kind, in_index, keep[out_group])
-            elif isinstance(op, _DEPTHWISE):
-                kernel = None
-                if call.index in self._kernel_slot:
-                    rank = len(op.kernel_size)
-                    kernel = round(x[self._kernel_slot[call.index]] ** (1 / rank))
-                    if kernel != op.kernel_size[0]:
-                        edits[call.path] = {"kernel_size": (kernel,) * rank}
-                        self._edit_padding(call, kernel, edits)
-                    else:
-                        kernel = None
-                if in_index is not None or kernel is not None:
-                    plans[call.path] = _materialize.WeightSlice("depthwise", in_index, None, kernel)
-            elif in_index is not None:
-                plans[call.path] = _materialize.WeightSlice("channel", in_index)
-        model = _materialize.rebuild(self.model, self._config, edits)
-        _materialize.transfer_weights(self._weights, model, plans)
-        return model
-
-    def _edit_padding(self, call: Call, kernel: int, edits: dict) -> None:
-        """Keep a stride-2 block's output size: the explicit padding follows the kernel."""
-        entry = next(e for e in self.entries if e.depthwise and e.depthwise.call is call)
-        pad_call = entry.depthwise.pad_call
-        if pad_call is None:
-            return
-        delta = kernel - entry.depthwise.base
-        pairs = tuple(
-            (low + delta // 2, high + delta - delta // 2)
-            for low, high in _padding_pairs(pad_call.op)
-        )
-        edits[pad_call.path] = {"padding": pairs if len(pairs) > 1 else pairs[0]}
-
 
 # ---------------------------------------------------------------------------------
-def _padding_pairs(op: Any) -> tuple:
-    padding = op.padding
-    if isinstance(op, keras.layers.ZeroPadding1D):
-        return (tuple(padding),)
-    return tuple(tuple(p) for p in padding)
-
-
-def _check_known(dims: Sequence, call: Call) -> None:
-    if any(d is None for d in dims):
-        raise ValueError(
-            f"Layer {'/'.join(call.path)!r} has an unknown spatial size, so its MAdds "
-            f"are undefined. Received: output shape {call.output_shapes[0]}. Pass "
-            "input_shape=(height, width, channels) to SearchSpace.from_model."
-        )
-
-
 def _check_kernels(kernel_options: Sequence[int] | None) -> tuple:
     if kernel_options is None:
         return ()
@@ -648,15 +398,19 @@ def _weights_by_path(model: Any) -> dict:
     }
 
 
-def space_from_model(
+def space_parts(
     model: Any,
     width_options: WidthOptions = None,
     kernel_options: Sequence[int] | None = DEFAULT_KERNEL_OPTIONS,
     exclude: Sequence[str] = (),
     input_shape: Sequence[int] | None = None,
     importance: Importance = l1_importance,
-) -> SearchSpace:
-    """The LayerNAS search space that slims ``model``.
+) -> dict[str, Any]:
+    """The parts of the LayerNAS search space that slims ``model``.
+
+    ``SearchSpace.from_model(model, **arguments)`` builds the space from them;
+    this module returns parts rather than the space so that it never imports
+    ``space.py``, which imports it.
 
     Args:
         model: a functional or Sequential Keras model (nested models are fine).
@@ -673,14 +427,19 @@ def space_from_model(
             survive (default: L1 norm summed over a group's producers).
 
     Returns:
-        A ``SearchSpace`` whose ``cost`` needs no model build and whose
-        ``materialize(arch)`` returns a Keras model with inherited weights.
+        ``SearchSpace`` arguments: ``layers``, a ``cost_fn`` that needs no
+        model build, a ``build_fn`` returning a Keras model with inherited
+        weights, ``features_fn`` and the ``importance`` criterion.
 
     Raises:
         TypeError: a subclassed (non-graph) model.
         ValueError: unknown spatial size without ``input_shape``, bad options, or
             nothing left to search.
     """
-    plan = _ModelSpace(model, width_options, kernel_options, exclude, input_shape, importance)
+    plan = _ModelSpace(model, width_options, kernel_options, exclude, input_shape)
+    costs = CostModel(plan)
+    # The space slims the model as it is now: later training does not leak in.
+    builder = Builder(plan, costs, _weights_by_path(plan.model), importance)
     layers = [SearchLayer(e.name, e.kind, e.options, e.members, e.owners) for e in plan.entries]
-    return SearchSpace(layers, plan.cost, plan.materialize, plan.features)
+    return dict(layers=layers, cost_fn=costs.cost, build_fn=builder.materialize,
+                features_fn=costs.features, importance=importance)

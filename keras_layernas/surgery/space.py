@@ -8,53 +8,11 @@ The LayerNAS core only ever sees ``space.options`` and ``space.cost``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-Arch = tuple
+from keras_layernas.surgery.layer import Arch, SearchLayer, encode_option
 
-
-@dataclass(frozen=True)
-class SearchLayer:
-    """One searchable layer.
-
-    Attributes:
-        name: stable, unique name (also the KerasTuner hyperparameter name).
-        kind: what the options change, e.g. ``"block_filter"``, ``"expand"``,
-            ``"kernel_expand"``, ``"width"`` or ``"option"``.
-        options: candidate values; ``options[0]`` is the base model's choice.
-        members: names of the model layers this searchable layer changes.
-        owners: the members whose channels or kernel it sets (producers and
-            per-channel followers), i.e. ``members`` without the layers that
-            only read those channels; empty when the space does not know.
-    """
-
-    name: str
-    kind: str
-    options: tuple
-    members: tuple = field(default=())
-    owners: tuple = field(default=())
-
-    def encode(self, value: Any) -> int | float | str | bool:
-        """The ``hp.Choice``-safe form of an option value (stable across runs)."""
-        if isinstance(value, (bool, int, float, str)):
-            return value
-        return str(value)
-
-    def decode(self, encoded: Any) -> Any:
-        """Inverse of :meth:`encode`.
-
-        Raises:
-            ValueError: ``encoded`` is not one of this layer's options.
-        """
-        for value in self.options:
-            if self.encode(value) == encoded:
-                return value
-        raise ValueError(
-            f"{encoded!r} is not an option of layer {self.name!r}. "
-            f"Expected one of {[self.encode(v) for v in self.options]}."
-        )
-
+__all__ = ["Arch", "SearchLayer", "SearchSpace", "encode_option", "space_from_model"]
 
 class SearchSpace:
     """Layered options + cost (+ optional builder) for one search.
@@ -78,6 +36,7 @@ class SearchSpace:
         cost_fn: Callable[[Arch], float],
         build_fn: Callable[[Arch], Any] | None = None,
         features_fn: Callable[[Arch], Mapping[str, float]] | None = None,
+        importance: Callable[[Sequence[Any]], Any] | None = None,
     ):
         if not layers:
             raise ValueError(
@@ -95,6 +54,9 @@ class SearchSpace:
         self._cost_fn = cost_fn
         self._build_fn = build_fn
         self._features_fn = features_fn
+        # kernels -> per-channel scores: the channels materialize keeps and the
+        # data-free score counts (None for spaces without a model)
+        self.importance = importance
 
     # -- what the search core sees -------------------------------------------------
     @property
@@ -157,7 +119,8 @@ class SearchSpace:
                 "with_cost() takes a function arch -> cost. "
                 f"Received: cost_fn of type {type(cost_fn).__name__}."
             )
-        return SearchSpace(self.layers, cost_fn, self._build_fn, self._features_fn)
+        return SearchSpace(self.layers, cost_fn, self._build_fn, self._features_fn,
+                           self.importance)
 
     def with_layers(self, layers: Sequence[SearchLayer]) -> "SearchSpace":
         """The same cost, builder and features over other ``layers``.
@@ -175,7 +138,8 @@ class SearchSpace:
                 "with_layers() keeps every searchable layer, in order, and changes only their "
                 f"options. Expected layers {self.names}; received {names}."
             )
-        return SearchSpace(layers, self._cost_fn, self._build_fn, self._features_fn)
+        return SearchSpace(layers, self._cost_fn, self._build_fn, self._features_fn,
+                           self.importance)
 
     def materialize(self, arch: Sequence):
         """Build the Keras model for ``arch``."""
@@ -284,9 +248,18 @@ class SearchSpace:
     def from_model(cls, model, **kwargs) -> "SearchSpace":
         """A space that slims an existing functional/Sequential Keras model.
 
-        See :func:`keras_layernas.surgery.model_space.space_from_model` for the
-        arguments.
+        See :func:`keras_layernas.surgery.model_space.space_parts` for the
+        arguments. The Keras side is imported here, on use, and never imports
+        this module back.
         """
-        from keras_layernas.surgery.model_space import space_from_model
+        from keras_layernas.surgery.model_space import space_parts
 
-        return space_from_model(model, **kwargs)
+        return cls(**space_parts(model, **kwargs))
+
+
+def space_from_model(model, **kwargs) -> SearchSpace:
+    """``SearchSpace.from_model(model, **kwargs)``: the search space that slims ``model``.
+
+    See :func:`keras_layernas.surgery.model_space.space_parts` for the arguments.
+    """
+    return SearchSpace.from_model(model, **kwargs)

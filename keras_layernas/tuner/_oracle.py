@@ -9,24 +9,31 @@ search killed at any point resumes without losing or repeating a trial.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import numbers
 import os
-import tempfile
 import time
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import keras_tuner
 from keras_tuner.engine.trial import Trial, TrialStatus
+from keras_tuner.src import backend as keras_tuner_backend
 from keras_tuner.src import utils as keras_tuner_utils
 from keras_tuner.src.engine.metrics_tracking import MetricsTracker
 
-from keras_layernas.search import LayerNAS
+from keras_layernas._io import fingerprint, write_atomically
+from keras_layernas.search import LayerNAS, as_maximized
 from keras_layernas.surgery.space import SearchSpace
 from keras_layernas.tuner._choices import choice_values, declare_architecture
 from keras_layernas.tuner._hypermodel import LayerNASHyperModel
 
 # Statuses after which KerasTuner never runs a trial again.
 _FINAL = (TrialStatus.COMPLETED, TrialStatus.FAILED)
+# Statuses a worker may end a trial with (INVALID: crashed, subject to retries).
+_ENDED = (TrialStatus.COMPLETED, TrialStatus.INVALID, TrialStatus.FAILED)
+
+logger = logging.getLogger(__name__)
 
 
 def write_json_atomically(path: str, obj: Any) -> None:
@@ -39,18 +46,7 @@ def write_json_atomically(path: str, obj: Any) -> None:
     if "://" in path:
         keras_tuner_utils.save_json(path, obj)
         return
-    directory = os.path.dirname(path) or "."
-    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.unlink(tmp_path)
-        raise
+    write_atomically(path, json.dumps(obj))
 
 
 class LayerNASOracle(keras_tuner.Oracle):
@@ -64,11 +60,21 @@ class LayerNASOracle(keras_tuner.Oracle):
 
     ``create_trial`` returns status ``"IDLE"`` while the current layer waits on
     trials still running elsewhere, and ``"STOPPED"`` when LayerNAS is done (or
-    ``max_trials`` is reached). A trial that raises or scores NaN follows
-    KerasTuner's rules (``"INVALID"``, retried up to ``max_retries_per_trial``
-    times, then ``"FAILED"``); only its final outcome reaches LayerNAS, and a
-    failure never enters a bucket. ``max_consecutive_failed_trials`` failures in
+    ``max_trials`` is reached). A trial that raises or whose objective is NaN
+    or infinite follows KerasTuner's rules (``"INVALID"``, retried up to
+    ``max_retries_per_trial`` times, then ``"FAILED"``); only its final outcome
+    reaches LayerNAS, and a failure never enters a bucket. ``max_consecutive_failed_trials`` failures in
     a row end the search with KerasTuner's ``RuntimeError``.
+
+    Workers are not trusted (KerasTuner's gRPC is plaintext and
+    unauthenticated): ``update_trial`` and ``end_trial`` are accepted only for a
+    trial handed out and still running, ``end_trial`` only with exactly the
+    architecture handed out, a terminal status and, when ``"COMPLETED"``, a
+    reported objective. Anything else is refused with a logged warning and no
+    change of state. A running trial not heard from (handed out, metrics
+    reported, or an epoch's ``get_trial`` from :class:`LayerNASTuner`) for
+    ``worker_timeout_s`` is taken from its worker and handed to the next one
+    that asks, so a dead worker cannot stall the search.
 
     Best trials (``get_best_trials``, hence ``get_best_models``,
     ``get_best_hyperparameters`` and ``results_summary``) are ranked among
@@ -92,13 +98,18 @@ class LayerNASOracle(keras_tuner.Oracle):
         max_consecutive_failed_trials: as in KerasTuner.
         idle_wait_s: seconds a tuner is held back after an ``"IDLE"`` answer,
             so that waiting workers poll the chief instead of spinning.
+        worker_timeout_s: seconds a running trial may go unheard from before
+            it goes back to the queue (default one hour, KerasTuner's own gRPC
+            timeout); ``None`` waits forever. It must exceed the longest epoch
+            (longest trial for a tuner that does not call ``get_trial`` each
+            epoch).
 
     Raises:
         TypeError: ``space`` is not a ``SearchSpace``.
-        ValueError: ``idle_wait_s`` is negative, ``target`` is not a finite
-            ``(low, high)`` pair or lies outside the space's reachable cost
-            (LayerNAS's checks), a count is not positive, or a layer's options
-            cannot be ``hp.Choice`` values.
+        ValueError: ``idle_wait_s`` is negative, ``worker_timeout_s`` is not
+            positive, ``target`` is not a finite ``(low, high)`` pair or lies
+            outside the space's reachable cost (LayerNAS's checks), a count is
+            not positive, or a layer's options cannot be ``hp.Choice`` values.
 
     Example:
         >>> from keras_layernas.surgery import SearchSpace
@@ -123,6 +134,7 @@ class LayerNASOracle(keras_tuner.Oracle):
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
         idle_wait_s: float = 0.2,
+        worker_timeout_s: float | None = 3600.0,
     ):
         if not isinstance(space, SearchSpace):
             raise TypeError(
@@ -133,6 +145,13 @@ class LayerNASOracle(keras_tuner.Oracle):
             raise ValueError(
                 "idle_wait_s must be a number of seconds >= 0. "
                 f"Received: idle_wait_s={idle_wait_s!r}."
+            )
+        if worker_timeout_s is not None and (
+                isinstance(worker_timeout_s, bool)
+                or not isinstance(worker_timeout_s, numbers.Real) or not worker_timeout_s > 0):
+            raise ValueError(
+                "worker_timeout_s must be a number of seconds > 0, or None to wait for "
+                f"a silent worker forever. Received: worker_timeout_s={worker_timeout_s!r}."
             )
         hyperparameters = keras_tuner.HyperParameters()
         for layer in space.layers:
@@ -153,12 +172,18 @@ class LayerNASOracle(keras_tuner.Oracle):
         self.space = space
         self.target = search.target
         self.idle_wait_s = idle_wait_s
+        self.worker_timeout_s = worker_timeout_s
         self._search_args = {**search_args, "target": list(search.target)}
         self._search = search
         # trial_id -> LayerNAS candidate id; persisted, as only the chief knows it.
         self._candidate_of_trial: dict[str, int] = {}
         self._told_trials: set[str] = set()
         self._cost_of_trial: dict[str, float] = {}
+        # trial_id -> time.monotonic() when its worker was last heard from;
+        # not saved, as a reload puts every running trial back in the queue.
+        self._last_heard: dict[str, float] = {}
+        # tuner_id -> time.monotonic() of its last create_trial call
+        self._tuner_heard: dict[str, float] = {}
 
     # -- KerasTuner hooks -------------------------------------------------------
     def populate_space(self, trial_id: str) -> dict[str, Any]:
@@ -180,14 +205,75 @@ class LayerNASOracle(keras_tuner.Oracle):
         The sleep happens outside the oracle lock so that the trial being
         waited for can still end meanwhile.
         """
-        trial = super().create_trial(tuner_id)
+        trial = self._create_trial_now(tuner_id)
         if trial.status == TrialStatus.IDLE:
             time.sleep(self.idle_wait_s)
         return trial
 
     @keras_tuner.synchronized
+    def _create_trial_now(self, tuner_id: str) -> Trial:
+        self._tuner_heard[tuner_id] = time.monotonic()
+        self._forget_silent_workers()
+        trial = super().create_trial(tuner_id)
+        if trial.status == TrialStatus.RUNNING:
+            self._last_heard[trial.trial_id] = time.monotonic()
+        return trial
+
+    @keras_tuner.synchronized
+    def update_trial(self, trial_id: str, metrics: Mapping[str, Any], step: int = 0) -> Trial:
+        """KerasTuner's ``update_trial`` for a running trial with numeric metrics.
+
+        Raises:
+            ValueError: ``trial_id`` was never handed out (there is no trial
+                to answer with). Other refusals return the trial unchanged.
+        """
+        if trial_id not in self.trials:
+            reason = f"update_trial for trial {trial_id!r}, which was never handed out"
+            logger.warning("Refused %s.", reason)
+            raise ValueError(f"Refused {reason}. Known trials: {sorted(self.trials)[:20]}.")
+        reason = self._not_running(trial_id) or self._bad_metrics(metrics)
+        if reason:
+            logger.warning("Refused update_trial for trial %s: %s.", trial_id, reason)
+            return self.trials[trial_id]
+        self._last_heard[trial_id] = time.monotonic()
+        return super().update_trial(trial_id, metrics, step=step)
+
+    @keras_tuner.synchronized
+    def update_space(self, hyperparameters: keras_tuner.HyperParameters) -> None:
+        """KerasTuner's ``update_space``, refusing a second declaration of a searchable layer.
+
+        Such a declaration (e.g. under a condition) would change which values a
+        trial holds for that layer, and every later trial would fail to decode.
+        """
+        redeclared = self._redeclared_layers(hyperparameters)
+        if redeclared:
+            logger.warning("Refused update_space: it declares the searchable layers %s "
+                           "again, under other conditions.", redeclared)
+            return
+        super().update_space(hyperparameters)
+
+    @keras_tuner.synchronized
+    def get_trial(self, trial_id: str) -> Trial:
+        """The trial; a call for a running trial also tells the oracle its worker lives."""
+        if trial_id in self._last_heard and not self._not_running(trial_id):
+            self._last_heard[trial_id] = time.monotonic()
+        return super().get_trial(trial_id)
+
+    def score_trial(self, trial: Trial) -> None:
+        """KerasTuner's score; an infinite one becomes NaN, which fails the trial.
+
+        An overflowing ``val_loss`` is no result, and LayerNAS cannot rank it.
+        """
+        super().score_trial(trial)
+        if trial.score is not None and not math.isfinite(trial.score):
+            trial.score = math.nan
+
+    @keras_tuner.synchronized
     def end_trial(self, trial: Trial) -> None:
         """KerasTuner's ``end_trial``, then tell LayerNAS the final outcome.
+
+        A report the oracle cannot trust (see the class docstring) is refused
+        with a logged warning, before anything changes.
 
         An ``"INVALID"`` trial waiting for a retry is not told: LayerNAS keeps
         it pending until its last attempt, which starts with empty metrics
@@ -196,13 +282,33 @@ class LayerNASOracle(keras_tuner.Oracle):
         end also writes the state KerasTuner's chief saved while the trial still
         looked ongoing.
         """
-        super().end_trial(trial)
-        ended = self.trials[trial.trial_id]
+        reason = self._untrusted_end(trial)
+        if reason:
+            logger.warning("Refused end_trial for trial %s: %s.", trial.trial_id, reason)
+            return
+        self._last_heard.pop(trial.trial_id, None)
+        try:
+            super().end_trial(trial)
+        except RuntimeError:
+            if trial.trial_id not in self.end_order:
+                raise
+            # KerasTuner's stop after max_consecutive_failed_trials comes before
+            # it saves and releases the trial; finish that first, or LayerNAS
+            # would wait for the trial forever (and with it every other worker).
+            self._after_end(trial.trial_id)
+            raise
+        self._after_end(trial.trial_id)
+
+    def _after_end(self, trial_id: str) -> None:
+        ended = self.trials[trial_id]
+        for tuner_id, running in list(self.ongoing_trials.items()):
+            if running.trial_id == trial_id:
+                del self.ongoing_trials[tuner_id]
         if ended.status in _FINAL:
             self._tell(ended)
-        elif trial.trial_id in self._retry_queue:
+        elif trial_id in self._retry_queue:
             ended.metrics = MetricsTracker()
-            self._save_trial(ended)
+        self._save_trial(ended)
         self.save()
 
     def get_best_trials(self, num_trials: int = 1) -> list[Trial]:
@@ -279,7 +385,7 @@ class LayerNASOracle(keras_tuner.Oracle):
     def set_state(self, state: Mapping[str, Any]) -> None:
         saved = state["layernas"]
         if saved["space"] != self._fingerprint():
-            raise ValueError(
+            raise _DifferentSearch(
                 "This project was searched with a different space or LayerNAS "
                 f"settings. Saved: {saved['space']}. Now: {self._fingerprint()}. "
                 "Pass overwrite=True or another project_name to start a new search."
@@ -297,10 +403,48 @@ class LayerNASOracle(keras_tuner.Oracle):
         write_json_atomically(path, trial.get_state())
 
     def reload(self) -> None:
-        """Reload the project, then repair what a crash left half-done."""
-        super().reload()
+        """Reload the project, then repair what a crash left half-done.
+
+        KerasTuner's own reload, except that a state file that is missing,
+        truncated or not a state fails naming the file and the way out.
+
+        Raises:
+            RuntimeError: a state file cannot be read back.
+            ValueError: the project was searched with another space or settings.
+        """
+        pattern = os.path.join(self._project_dir, "trial_*", "trial.json")
+        for path in keras_tuner_backend.io.glob(pattern):
+            trial = self._read_state_file(path, Trial.from_state)
+            self.trials[trial.trial_id] = trial
+        path = self._get_oracle_fname()
+        state = self._read_state_file(path, self._checked_oracle_state)
+        try:
+            self.set_state(state)
+        except _DifferentSearch:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+            raise _unreadable(path, error) from error
+        # KerasTuner: trials running when the search stopped run again.
+        self._retry_queue.extend(trial.trial_id for trial in self.ongoing_trials.values())
+        self.ongoing_trials = {}
         self._recover_after_crash()
         self.save()
+
+    def _read_state_file(self, path: str, parse: Callable[[Any], Any]) -> Any:
+        if not keras_tuner_backend.io.exists(path):
+            raise _unreadable(path, "the file is missing")
+        try:
+            return parse(keras_tuner_utils.load_json(path))
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+            raise _unreadable(path, error) from error
+
+    def _checked_oracle_state(self, state: Any) -> Mapping[str, Any]:
+        """The oracle state, once every trial it names has its file."""
+        missing = [t for t in state["start_order"] if t not in self.trials]
+        if missing:
+            files = [os.path.join(self._project_dir, f"trial_{t}", "trial.json") for t in missing]
+            raise ValueError(f"the trial files {files} it lists are missing")
+        return state
 
     # -- internals -------------------------------------------------------------
     def _recover_after_crash(self) -> None:
@@ -330,6 +474,11 @@ class LayerNASOracle(keras_tuner.Oracle):
                 if self._retry(trial):
                     trial.metrics = MetricsTracker()
                 self._save_trial(trial)
+            elif trial.status == TrialStatus.COMPLETED and not _finite(trial.score):
+                # saved by a version that completed trials with an infinite score
+                trial.status = TrialStatus.FAILED
+                trial.message = f"The objective is not finite: {trial.score}."
+                self._save_trial(trial)
             if trial.status in _FINAL:
                 if trial_id not in self.end_order:
                     self.end_order.append(trial_id)
@@ -338,6 +487,99 @@ class LayerNASOracle(keras_tuner.Oracle):
         # dict.fromkeys keeps the order while dropping repeats: a trial both
         # saved as ongoing and queued for retry must run once.
         self._retry_queue = [t for t in dict.fromkeys(self._retry_queue) if t not in ended]
+
+    def _forget_silent_workers(self) -> None:
+        """Take running trials from workers silent for ``worker_timeout_s``.
+
+        The trial goes back to the queue with empty metrics (not counted as a
+        failed attempt), and its tuner id, like that of a tuner without a
+        trial that stopped asking for one, stops counting as a live tuner, so
+        the chief can exit without it. A report from that worker arriving
+        later is refused unless the trial runs again by then.
+        """
+        if self.worker_timeout_s is None:
+            return
+        now = time.monotonic()
+        for tuner_id, trial in list(self.ongoing_trials.items()):
+            # a trial from before a reload starts its clock now
+            heard = self._last_heard.setdefault(trial.trial_id, now)
+            if now - heard <= self.worker_timeout_s:
+                continue
+            logger.warning(
+                "Trial %s: tuner %r not heard from for %.0f s (worker_timeout_s=%s); "
+                "the trial goes back to the queue.",
+                trial.trial_id, tuner_id, now - heard, self.worker_timeout_s)
+            del self.ongoing_trials[tuner_id]
+            del self._last_heard[trial.trial_id]
+            self.tuner_ids.discard(tuner_id)
+            trial.metrics = MetricsTracker()
+            self._retry_queue.append(trial.trial_id)
+            self._save_trial(trial)
+            self.save()
+        for tuner_id in self.tuner_ids - set(self.ongoing_trials):
+            heard = self._tuner_heard.setdefault(tuner_id, now)
+            if now - heard > self.worker_timeout_s:
+                logger.warning(
+                    "Tuner %r has not asked for a trial for %.0f s (worker_timeout_s=%s); "
+                    "the chief no longer waits for it.", tuner_id, now - heard,
+                    self.worker_timeout_s)
+                self.tuner_ids.discard(tuner_id)
+
+    def _not_running(self, trial_id: Any) -> str | None:
+        """Why a worker may not report on ``trial_id`` now, or None."""
+        if trial_id not in self.trials:
+            return "it was never handed out"
+        if trial_id in self.end_order:
+            return "it has already ended"
+        if all(t.trial_id != trial_id for t in self.ongoing_trials.values()):
+            return "it is not running (it waits for a retry, or was taken from a silent worker)"
+        return None
+
+    @staticmethod
+    def _bad_metrics(metrics: Any) -> str | None:
+        """Why ``metrics`` is not a name -> number mapping, or None."""
+        if not hasattr(metrics, "items"):
+            return f"metrics must map names to numbers, not {type(metrics).__name__}"
+        for name, value in metrics.items():
+            if not isinstance(name, str):
+                return f"metric name {name!r} is not a string"
+            try:
+                if isinstance(value, (bool, str, bytes)):
+                    raise TypeError
+                float(value)
+            except (TypeError, ValueError):
+                return f"metric {name!r} = {value!r} is not a number"
+        return None
+
+    def _untrusted_end(self, trial: Any) -> str | None:
+        """Why ``end_trial(trial)`` must be refused, or None."""
+        if not isinstance(trial, Trial):
+            return f"expected a Trial, got {type(trial).__name__}"
+        reason = self._not_running(trial.trial_id)
+        if reason:
+            return reason
+        if trial.status not in _ENDED:
+            return f"status {trial.status!r} does not end a trial (expected one of {_ENDED})"
+        handed_out = self.trials[trial.trial_id].hyperparameters.values
+        sent = getattr(trial.hyperparameters, "values", None) or {}
+        names = [layer.name for layer in self.space.layers]
+        if any(sent.get(n) != handed_out.get(n) for n in names):
+            return (f"its architecture {({n: sent.get(n) for n in names})} is not the one "
+                    f"handed out {({n: handed_out.get(n) for n in names})}")
+        redeclared = self._redeclared_layers(trial.hyperparameters)
+        if redeclared:
+            return f"it declares the searchable layers {redeclared} again, under other conditions"
+        if (trial.status == TrialStatus.COMPLETED
+                and not self._objective_reported(self.trials[trial.trial_id])):
+            return "it is COMPLETED but never reported its objective (update_trial)"
+        return None
+
+    def _redeclared_layers(self, hyperparameters: Any) -> list[str]:
+        """Searchable layers that ``hyperparameters`` declares as new entries."""
+        names = {layer.name for layer in self.space.layers}
+        return sorted({hp.name for hp in getattr(hyperparameters, "space", [])
+                       if hp.name in names
+                       and not self.hyperparameters._exists(hp.name, hp.conditions)})
 
     def _objective_reported(self, trial: Trial) -> bool:
         names = getattr(self.objective, "name_to_direction", {self.objective.name: None})
@@ -352,9 +594,7 @@ class LayerNASOracle(keras_tuner.Oracle):
 
     def _layernas_sign(self, score: float | None) -> float | None:
         """LayerNAS maximizes; a KerasTuner objective may minimize (its own inverse)."""
-        if score is None or self.objective.direction == "max":
-            return score
-        return -score
+        return as_maximized(score, self.objective.direction)
 
     def _as_trial_entry(self, entry: dict, trial_of: Mapping[int, str]) -> dict:
         converted = {"trial_id": trial_of[entry["id"]], **entry}
@@ -365,15 +605,28 @@ class LayerNASOracle(keras_tuner.Oracle):
     def _in_target(self, trial: Trial) -> bool:
         if trial.trial_id not in self._cost_of_trial:
             self._cost_of_trial[trial.trial_id] = self.space.cost(self.architecture(trial))
-        low, high = self.target
-        return low <= self._cost_of_trial[trial.trial_id] <= high
+        return self.target.contains(self._cost_of_trial[trial.trial_id])
 
     def _fingerprint(self) -> dict[str, Any]:
         """What must not change between a search and its resume."""
-        return {
-            "layers": {l.name: choice_values(l) for l in self.space.layers},
-            **self._search_args,
-        }
+        return fingerprint(self.space, self._search_args)
+
+
+class _DifferentSearch(ValueError):
+    """A saved project belongs to another space or other LayerNAS settings."""
+
+
+def _unreadable(path: str, problem: Any) -> RuntimeError:
+    return RuntimeError(
+        f"Cannot resume the search: {path} cannot be read back ({problem}). The file is "
+        "missing, truncated or not a state file of this search. Pass overwrite=True (or "
+        "another project_name) to start a new search; the other trials' results are "
+        "still in their trial.json files."
+    )
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and math.isfinite(value)
 
 
 class LayerNASTuner(keras_tuner.Tuner):
@@ -390,8 +643,9 @@ class LayerNASTuner(keras_tuner.Tuner):
         hypermodel: optional ``HyperModel`` or ``build(hp)`` callable; it must
             declare the searchable layers (see :func:`declare_architecture`).
         objective, target, max_trials, num_buckets, per_bucket, seed,
-            max_retries_per_trial, max_consecutive_failed_trials: as in
-            :class:`LayerNASOracle`.
+            max_retries_per_trial, max_consecutive_failed_trials,
+            worker_timeout_s: as in :class:`LayerNASOracle`; this tuner tells
+            the oracle it lives at each epoch's end.
         compile_kwargs: compile recipe of the default hypermodel.
         fit_kwargs: default ``model.fit`` arguments of the default hypermodel.
         **kwargs: ``keras_tuner.Tuner`` arguments (``directory``,
@@ -427,6 +681,7 @@ class LayerNASTuner(keras_tuner.Tuner):
         seed: int = 0,
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
+        worker_timeout_s: float | None = 3600.0,
         compile_kwargs: Mapping[str, Any] | None = None,
         fit_kwargs: Mapping[str, Any] | None = None,
         **kwargs,
@@ -436,6 +691,7 @@ class LayerNASTuner(keras_tuner.Tuner):
             num_buckets=num_buckets, per_bucket=per_bucket, seed=seed,
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
+            worker_timeout_s=worker_timeout_s,
         )
         if hypermodel is None and compile_kwargs is not None:
             hypermodel = LayerNASHyperModel(space, compile_kwargs, fit_kwargs)
@@ -463,6 +719,25 @@ class LayerNASTuner(keras_tuner.Tuner):
                     "objective from those names."
                 )
         return results
+
+    def on_epoch_end(self, trial: Trial, model, epoch: int, logs=None) -> None:
+        """Tell the oracle (``get_trial``) that this worker lives: see ``worker_timeout_s``."""
+        super().on_epoch_end(trial, model, epoch, logs=logs)
+        self.oracle.get_trial(trial.trial_id)
+
+    def reload(self) -> None:
+        """Reload like KerasTuner; a tuner file that cannot be read back fails naming it.
+
+        Raises:
+            RuntimeError: a state file cannot be read back.
+        """
+        if not self._is_worker():
+            self.oracle.reload()
+        path = self._get_tuner_fname()
+        try:
+            self.set_state(keras_tuner_utils.load_json(path))
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+            raise _unreadable(path, error) from error
 
     def save(self) -> None:
         """Save like KerasTuner, writing the tuner file atomically too."""

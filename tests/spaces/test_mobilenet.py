@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from keras_layernas.profile import count_madds
+from keras_layernas.profiling import count_madds
 from keras_layernas.spaces import BneckSpec, MobileNetSpec, build_mobilenet, mobilenet_madds
 from keras_layernas.spaces._mobilenet import se_width
 

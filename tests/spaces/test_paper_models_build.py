@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from keras_layernas.profile import count_madds
+from keras_layernas.profiling import count_madds
 from keras_layernas.spaces import PAPER_SPACES, paper_space
 from tests.spaces._reference import SPACE_OF, arch_of, paper_model
 

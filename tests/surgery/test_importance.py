@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_layernas.surgery import SearchSpace
-from keras_layernas.surgery._importance import keep_indices, l1_importance
+from keras_layernas.surgery.importance import keep_indices, l1_importance
 from tests.surgery._helpers import residual_model
 
 
@@ -49,3 +49,30 @@ def test_custom_importance_decides_the_kept_channels_everywhere_in_the_group():
     np.testing.assert_array_equal(
         slim.get_layer("head").kernel, model.get_layer("head").kernel.numpy()[:, :, kept, :]
     )
+
+
+def test_retained_importance_counts_the_channels_a_custom_criterion_keeps():
+    """One criterion on both sides: the score sums the scores of the channels materialize keeps."""
+    import keras
+
+    from keras_layernas.surgery import RetainedImportance
+
+    inputs = keras.Input((4, 4, 2))
+    x = keras.layers.Conv2D(4, 1, name="conv")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
+    kernel = np.zeros((1, 1, 2, 4))
+    kernel[0, 0, 0] = [4.0, 3.0, 2.0, 1.0]  # L1 keeps channels 0, 1
+    model.get_layer("conv").set_weights([kernel, np.zeros(4)])
+
+    def weakest_first(kernels):  # keeps channels 3, 2: the opposite of L1
+        return 1.0 / l1_importance(kernels)
+
+    l1_space = SearchSpace.from_model(model, width_options={"conv": [4, 2]})
+    custom_space = SearchSpace.from_model(model, width_options={"conv": [4, 2]},
+                                          importance=weakest_first)
+    kept = custom_space.materialize((2,)).get_layer("conv").get_weights()[0]
+    np.testing.assert_array_equal(kept[0, 0, 0], [2.0, 1.0])
+    scores = weakest_first([kernel])
+    assert RetainedImportance(custom_space, model)((2,)) == pytest.approx(scores[2:].sum() / scores.sum())
+    assert RetainedImportance(l1_space, model)((2,)) == pytest.approx(7 / 10)
+    assert custom_space.with_layers(custom_space.layers).importance is weakest_first

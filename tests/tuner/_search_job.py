@@ -9,7 +9,8 @@ is appended to a log, fsync'ed, so the parent test can count what really ran.
 reaches ``point``; the points are the moments a crash can hurt a search.
 
 Usage: python _search_job.py PROJECT_DIR LOG_PATH RESULT_PATH
-(plus KERASTUNER_* variables for a distributed chief or worker).
+(plus KERASTUNER_* variables for a distributed chief or worker, and
+``LAYERNAS_WORKER_TIMEOUT_S`` for the chief's ``worker_timeout_s``).
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from keras_layernas.tuner import LayerNASOracle, LayerNASTuner
 WIDTHS = [48, 40, 32, 24, 16]
 TARGET = (2_400, 3_200)
 TRIAL_SECONDS = float(os.environ.get("LAYERNAS_TRIAL_SECONDS", "0.05"))
+WORKER_TIMEOUT_S = float(os.environ.get("LAYERNAS_WORKER_TIMEOUT_S", "3600"))
 KILL_POINTS = (
     "after_ask",          # LayerNAS asked, nothing written yet
     "trial_file_only",    # trial.json written, oracle state not yet
@@ -143,6 +145,7 @@ class JobTuner(LayerNASTuner):
     """Logs each trial's start and end around synthetic or tiny Keras training."""
 
     def __init__(self, log_path: str, **kwargs):
+        kwargs["worker_timeout_s"] = WORKER_TIMEOUT_S
         if MODE == "keras":
             super().__init__(
                 KERAS_SPACE, objective=keras_tuner.Objective("val_accuracy", "max"),

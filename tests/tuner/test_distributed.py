@@ -11,10 +11,10 @@ from tests.tuner._search_job import KERAS_SPACE, TARGET
 TIMEOUT_S = 240
 
 
-def start_cluster(workdir, mode, worker_env=None):
+def start_cluster(workdir, mode, worker_env=None, common_env=None):
     """A chief and two workers; ``worker_env`` adds variables to worker0 only."""
     common = {"LAYERNAS_JOB_MODE": mode, "KERASTUNER_ORACLE_IP": "127.0.0.1",
-              "KERASTUNER_ORACLE_PORT": str(proc.free_port())}
+              "KERASTUNER_ORACLE_PORT": str(proc.free_port()), **(common_env or {})}
     chief = proc.start_job(workdir, KERASTUNER_TUNER_ID="chief", **common)
     workers = [proc.start_job(workdir, KERASTUNER_TUNER_ID="worker0", **common,
                               **(worker_env or {})),
@@ -67,3 +67,19 @@ def test_worker_killed_mid_trial_is_restarted_and_the_search_finishes(tmp_path):
     first_pid = next(r["pid"] for r in log if r["tuner"] == "worker0")
     interrupted = [r for r in log if r["pid"] == first_pid and r["event"] == "start"][-1]
     assert tuple(interrupted["arch"]) == rerun[0]
+
+
+@pytest.mark.slow
+def test_worker_killed_for_good_leaves_its_trial_to_the_other_worker(tmp_path):
+    _, chief, workers = start_cluster(
+        tmp_path, "synthetic", worker_env={"LAYERNAS_KILL_AT": "mid_trial:2"},
+        common_env={"LAYERNAS_WORKER_TIMEOUT_S": "5"})
+    codes = wait_all([chief, *workers], tmp_path)
+    assert codes == [0, -signal.SIGKILL, 0], proc.output_of(tmp_path)
+    _, log = assert_chief_matches_what_workers_reported(tmp_path)
+    interrupted = [r for r in log if r["tuner"] == "worker0" and r["event"] == "start"][-1]
+    lost = tuple(interrupted["arch"])
+    starts = proc.count_events(log, "start")
+    assert starts[lost] == 2 and all(n == 1 for arch, n in starts.items() if arch != lost)
+    rerun = [r for r in log if tuple(r["arch"]) == lost and r["event"] == "end"]
+    assert [(r["tuner"], r["trial"]) for r in rerun] == [("worker1", interrupted["trial"])]

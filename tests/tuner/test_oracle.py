@@ -261,6 +261,7 @@ def test_state_files_are_replaced_whole_or_not_at_all(tmp_path):
 @pytest.mark.parametrize("reported, status, told", [
     (2.5, TrialStatus.COMPLETED, 2.5),
     (float("nan"), TrialStatus.FAILED, None),
+    (float("inf"), TrialStatus.FAILED, None),
 ])
 def test_trial_that_reported_before_a_crash_is_ended_on_reload_not_rerun(
         tmp_path, reported, status, told):

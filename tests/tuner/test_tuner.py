@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from keras_tuner.engine.trial import TrialStatus
 
-from keras_layernas.profile.formulas import conv_madds, dense_madds
+from keras_layernas.profiling.formulas import conv_madds, dense_madds
 from keras_layernas.search import LayerNAS
 from keras_layernas.surgery import SearchSpace
 from keras_layernas.tuner import LayerNASOracle, LayerNASTuner

@@ -1,0 +1,156 @@
+"""CompressionSearch's settings, checked once into one frozen object.
+
+``CompressionSearch`` takes some thirty arguments; every check of them lives
+here, so that the steps of the search read settings that are known good and
+a bad argument fails at construction, naming the argument and the fix.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import os
+from typing import Any, Callable, Mapping
+
+import keras_tuner
+
+from keras_layernas.compression._distributed import role
+from keras_layernas.compression._training import as_objective
+from keras_layernas.search import Target
+from keras_layernas.surgery.importance import WEIGHTINGS
+
+COSTS = ("madds", "latency")
+STARTS = ("base", "uniform")
+
+
+@dataclasses.dataclass(frozen=True)
+class CompressionConfig:
+    """The checked settings of one compression (see :class:`CompressionSearch` for each).
+
+    ``target`` is the :class:`~keras_layernas.search.Target` range
+    ``[(1 - tolerance) * budget, budget]`` in the unit of ``cost``.
+    """
+
+    cost: str
+    target: Target
+    calibration_archs: int
+    latency_runs: int
+    max_trials: int | None
+    epochs_per_trial: int
+    finetune_epochs: int
+    num_buckets: int
+    per_bucket: int
+    directory: str | None
+    overwrite: bool
+    input_shape: tuple[int, ...] | None
+    seed: int
+    verbose: int
+    objective: keras_tuner.Objective
+    compile_kwargs: Mapping[str, Any] | None
+    batch_size: int
+    preprocess: Callable | None
+    project_name: str
+    importance_weighting: str
+    start: str
+    distill: bool
+
+    @property
+    def target_name(self) -> str:
+        """The argument the budget came from, for messages."""
+        return "target_madds" if self.cost == "madds" else "target_latency_ms"
+
+    @property
+    def cost_unit(self) -> tuple[str, float]:
+        """``(unit, scale)`` the progress bar shows costs in."""
+        return ("MMAdds", 1e6) if self.cost == "madds" else ("ms", 1.0)
+
+    @classmethod
+    def checked(cls, *, target_madds: Any, target_latency_ms: Any, cost: Any, tolerance: Any,
+                with_data: bool, with_validation_data: bool, directory: Any,
+                objective: Any, **settings: Any) -> "CompressionConfig":
+        """Check every argument once and return the settings.
+
+        Raises:
+            ValueError: a bad argument, named in the message with the fix.
+        """
+        cost, budget = _resolve_cost(target_madds, target_latency_ms, cost)
+        _check_number("tolerance", tolerance, 1e-9, 1 - 1e-9)
+        _check_number("calibration_archs", settings["calibration_archs"], 3, math.inf, integer=True)
+        _check_number("latency_runs", settings["latency_runs"], 1, math.inf, integer=True)
+        _check_number("epochs_per_trial", settings["epochs_per_trial"], 0, math.inf, integer=True)
+        if settings["finetune_epochs"] is None:  # one epoch of the winner when there is data
+            settings["finetune_epochs"] = 1 if with_data else 0
+        _check_number("finetune_epochs", settings["finetune_epochs"], 0, math.inf, integer=True)
+        if settings["distill"] is None:  # the base model teaches whenever there is training
+            settings["distill"] = with_data
+        if not isinstance(settings["distill"], bool):
+            raise ValueError(f"distill must be True, False or None. Received: distill={settings['distill']!r}.")
+        _check_number("verbose", settings["verbose"], 0, 2, integer=True)
+        if settings["max_trials"] is not None:
+            _check_number("max_trials", settings["max_trials"], 1, math.inf, integer=True)
+        if not with_data and with_validation_data:
+            raise ValueError(
+                "validation_data is only used to score fine-tuned candidates, which needs "
+                "training data too. Pass data=... as well, or drop validation_data for the "
+                "data-free search. Received: data=None."
+            )
+        if with_data and directory is None and role() != "solo":
+            raise ValueError(
+                "A distributed search (KERASTUNER_ORACLE_IP is set) needs `directory`: a folder "
+                "the chief and every worker share, where the chief keeps the search state and "
+                "publishes the result the workers return. Pass directory=... (the same path "
+                f"on every process). Received: directory=None, KERASTUNER_TUNER_ID="
+                f"{os.environ.get('KERASTUNER_TUNER_ID')!r}."
+            )
+        weighting = settings["importance_weighting"]
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"importance_weighting must be one of {WEIGHTINGS}. "
+                             f"Received: importance_weighting={weighting!r}.")
+        if settings["start"] not in STARTS:
+            raise ValueError(f"start must be 'base' or 'uniform'. Received: start={settings['start']!r}.")
+        name = "target_madds" if cost == "madds" else "target_latency_ms"
+        unit = "MAdds" if cost == "madds" else "ms (predicted latency)"
+        return cls(
+            cost=cost,
+            target=Target((1 - tolerance) * budget, budget, unit, name),
+            directory=None if directory is None else os.fspath(directory),
+            objective=as_objective(objective),
+            **settings,
+        )
+
+
+def _resolve_cost(target_madds: Any, target_latency_ms: Any, cost: Any) -> tuple[str, float]:
+    """``(cost, target)`` from the one target given, checked against ``cost``.
+
+    Raises:
+        ValueError: no target, two targets, an unknown cost, or a cost that
+            does not match the target.
+    """
+    if cost not in (None, *COSTS):
+        raise ValueError(f"`cost` must be one of {COSTS}. Received: cost={cost!r}.")
+    if (target_madds is None) == (target_latency_ms is None):
+        raise ValueError(
+            "Give exactly one target: target_madds=... (MAdds budget) or "
+            "target_latency_ms=... (TFLite latency budget, with cost='latency'). "
+            f"Received: target_madds={target_madds!r}, target_latency_ms={target_latency_ms!r}."
+        )
+    given = "madds" if target_madds is not None else "latency"
+    if cost is not None and cost != given:
+        wanted = "target_madds" if cost == "madds" else "target_latency_ms"
+        raise ValueError(
+            f"cost={cost!r} searches under a {wanted} budget, but "
+            f"{'target_madds' if given == 'madds' else 'target_latency_ms'} was given. "
+            f"Pass {wanted}=... instead, or cost={given!r}."
+        )
+    if given == "madds":
+        _check_number("target_madds", target_madds, 1, math.inf)
+        return given, float(target_madds)
+    _check_number("target_latency_ms", target_latency_ms, 1e-6, math.inf)
+    return given, float(target_latency_ms)
+
+
+def _check_number(name: str, value: Any, low: float, high: float, integer: bool = False) -> None:
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
+        expected = "an integer" if integer else "a number"
+        raise ValueError(f"`{name}` must be {expected} in [{low:g}, {high:g}]. Received: {name}={value!r}.")

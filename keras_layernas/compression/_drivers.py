@@ -1,0 +1,259 @@
+"""Two ways to run one LayerNAS search, chosen by what a trial costs.
+
+* With data a trial fine-tunes a model (seconds to hours), so it runs through
+  :class:`~keras_layernas.tuner.LayerNASOracle` and a KerasTuner ``Tuner``:
+  state on disk after every trial, resume after a crash, and KerasTuner's
+  chief/worker mode.
+* Data-free a trial is a table look-up (microseconds). The oracle writes its
+  whole state after every trial; on MobileNetV2 1.0 at 224 (2 shared CPU
+  cores) 300 trials took 26 s through the tuner and 0.07 s in process, and the
+  complete LayerNAS search (about 22,500 trials) 13 s in process
+  (benchmarks/compress_speed.py). So the
+  data-free search drives :class:`~keras_layernas.search.LayerNAS` directly and
+  saves its state atomically every few seconds; a resumed search continues
+  exactly where the saved one stopped.
+
+Both return the LayerNAS engine, whose history, best and Pareto front the
+caller reads the same way; a KerasTuner worker holds no engine (the chief does)
+and gets None.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import time
+from typing import Any, Callable
+
+import keras
+
+from keras_layernas.compression._distributed import role
+from keras_layernas import _io
+from keras_layernas._io import atomic_path, write_atomically
+from keras_layernas.search import LayerNAS, Target
+from keras_layernas.surgery.space import Arch, SearchSpace
+from keras_layernas.tuner import LayerNASTuner
+
+STATE_FILE = "layernas_state.json"
+# Seconds between two state saves of the in-process search.
+SAVE_EVERY_S = 2.0
+
+
+class Progress:
+    """One progress bar over trials with best-so-far (verbose=1), lines at 2.
+
+    Args:
+        total: number of trials if known (gives an ETA), else None.
+        verbose: 0 silent, 1 a bar, 2 one line per trial.
+        score_name: what the score is called in the bar.
+        every: update the bar every this many trials (cheap trials).
+        cost_unit: ``(name, scale)`` the cost is shown in: MAdds in millions
+            by default, ``("ms", 1.0)`` for a latency search.
+    """
+
+    def __init__(self, total: int | None, verbose: int, score_name: str, every: int = 1,
+                 cost_unit: tuple[str, float] = ("MMAdds", 1e6)):
+        self.verbose = verbose
+        self.score_name = score_name
+        self.every = every
+        self.cost_name, self.cost_scale = cost_unit
+        self.best: float | None = None
+        self.best_cost: float | None = None
+        self._done = 0
+        self._bar = None
+        if verbose == 1:
+            self._bar = keras.utils.Progbar(
+                total, stateful_metrics=["best_" + score_name, "best_" + self.cost_name],
+                unit_name="trial",
+            )
+
+    def trial(self, cost: float, score: float | None, in_target: bool, maximize: bool = True) -> None:
+        """Record one ended trial."""
+        self._done += 1
+        if score is not None and in_target and math.isfinite(score):
+            if self.best is None or (score > self.best if maximize else score < self.best):
+                self.best, self.best_cost = score, cost
+        if self.verbose == 2:
+            shown = "failed" if score is None else f"{score:.4f}"
+            print(f"trial {self._done}: {cost / self.cost_scale:.2f} {self.cost_name}, "
+                  f"{self.score_name} {shown}"
+                  f"{' (in target)' if in_target else ''}", flush=True)
+        elif self._bar is not None and self._done % self.every == 0:
+            self._update()
+
+    def _update(self) -> None:
+        values = []
+        if self.best is not None:
+            values = [("best_" + self.score_name, self.best),
+                      ("best_" + self.cost_name, self.best_cost / self.cost_scale)]
+        self._bar.update(self._done, values=values)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            # The search may end before max_trials (or had no known total): a
+            # bar at its target prints its final line and a newline.
+            self._bar.target = self._done
+            self._update()
+
+
+def search_in_process(
+    space: SearchSpace,
+    score_fn: Callable[[Arch], float],
+    settings: dict[str, Any],
+    project_dir: str | None,
+    overwrite: bool,
+    progress: Progress,
+) -> LayerNAS:
+    """Run LayerNAS to the end in this process, saving state under ``project_dir``.
+
+    Args:
+        space: the search space.
+        score_fn: architecture -> score (higher is better); must be cheap.
+        settings: ``LayerNAS`` keyword arguments (target, num_buckets,
+            per_bucket, seed, max_trials); part of the resume fingerprint.
+        project_dir: where the state lives; None keeps nothing on disk.
+        overwrite: start over even if a saved state exists.
+        progress: where trials are reported.
+
+    Returns:
+        The finished LayerNAS engine.
+
+    Raises:
+        ValueError: the saved state belongs to a different space or settings.
+    """
+    path = os.path.join(project_dir, STATE_FILE) if project_dir else None
+    fingerprint = _io.fingerprint(space, settings)
+    search = None
+    if path and os.path.exists(path) and not overwrite:
+        with open(path) as f:
+            saved = json.load(f)
+        if saved["fingerprint"] != json.loads(json.dumps(fingerprint)):
+            raise ValueError(
+                f"{project_dir!r} holds a search of a different space or settings "
+                f"({saved['fingerprint']['target']} vs {list(settings['target'])} target...). "
+                "Pass overwrite=True or another directory to start a new search."
+            )
+        search = LayerNAS.from_json(saved["search"], space.cost)
+        for record in search.history:
+            progress.trial(record.cost, record.score, search.in_target(record.cost))
+    if search is None:
+        search = LayerNAS(space.options, space.cost, **settings)
+
+    def save() -> None:
+        if path:
+            os.makedirs(project_dir, exist_ok=True)
+            write_atomically(path, json.dumps({"fingerprint": fingerprint, "search": search.to_json()}))
+
+    last_save = time.monotonic()
+    while (candidate := search.ask()) is not None:
+        score = score_fn(candidate.arch)
+        search.tell(candidate, score)
+        progress.trial(candidate.cost, score, search.in_target(candidate.cost))
+        if time.monotonic() - last_save > SAVE_EVERY_S:
+            save()
+            last_save = time.monotonic()
+    save()
+    return search
+
+
+def _trained_path(project_dir: str, space: SearchSpace, arch: Arch) -> str:
+    """Where the weights a trial trained for ``arch`` live (shared by chief and workers)."""
+    key = hashlib.sha256(json.dumps(space.encode(arch), sort_keys=True).encode()).hexdigest()[:20]
+    return os.path.join(project_dir, "trained", f"{key}.weights.h5")
+
+
+def save_trained(model: Any, project_dir: str, space: SearchSpace, arch: Arch) -> None:
+    """Keep a trial's trained weights, so the winner is returned as trained, not re-sliced."""
+    path = _trained_path(project_dir, space, arch)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with atomic_path(path, suffix=".weights.h5") as temporary:
+        model.save_weights(temporary)
+
+
+def load_trained(model: Any, project_dir: str, space: SearchSpace, arch: Arch) -> bool:
+    """Load the weights a trial trained for ``arch`` into ``model``; False if none were kept."""
+    path = _trained_path(project_dir, space, arch)
+    if not os.path.exists(path):
+        return False
+    model.load_weights(path)
+    return True
+
+
+class CompressionTuner(LayerNASTuner):
+    """Each trial: materialize the arch (inherited weights), fine-tune, score.
+
+    On a KerasTuner worker ``self.oracle`` is a gRPC client that knows neither
+    the space nor the trials, so architectures are decoded from the trial's
+    hyperparameters here and an ended trial is asked of the chief.
+
+    Args:
+        space: the search space.
+        trainer: a :class:`~keras_layernas.compression._training.Trainer`.
+        epochs: fine-tuning epochs per trial.
+        progress: where ended trials are reported.
+        target: the search's cost range (a :class:`~keras_layernas.search.Target` or a pair).
+        **kwargs: :class:`LayerNASTuner` arguments.
+    """
+
+    def __init__(self, space: SearchSpace, trainer: Any, epochs: int, progress: Progress,
+                 target: Target, **kwargs):
+        super().__init__(space, objective=trainer.objective, target=target, **kwargs)
+        self.space = space
+        self.trainer = trainer
+        self.epochs = epochs
+        self.progress = progress
+        # the oracle's own target is out of reach on a worker (an OracleClient)
+        self.target = Target.of(target)
+
+    def run_trial(self, trial, *args, **kwargs) -> dict[str, float]:
+        strategy = self.distribution_strategy
+        scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+        arch = self.space.decode(trial.hyperparameters.values)
+        with scope:
+            model = self.space.materialize(arch)
+            score = self.trainer.fine_tune(model, self.epochs)
+        save_trained(model, self.project_dir, self.space, arch)
+        return {self.oracle.objective.name: score}
+
+    def on_trial_end(self, trial) -> None:
+        super().on_trial_end(trial)
+        ended = self.oracle.get_trial(trial.trial_id)
+        cost = self.space.cost(self.space.decode(ended.hyperparameters.values))
+        score = ended.score if ended.status == "COMPLETED" else None
+        maximize = self.oracle.objective.direction == "max"
+        self.progress.trial(cost, score, self.target.contains(cost), maximize)
+
+
+def search_with_tuner(
+    space: SearchSpace,
+    trainer: Any,
+    epochs: int,
+    settings: dict[str, Any],
+    directory: str,
+    project_name: str,
+    overwrite: bool,
+    progress: Progress,
+) -> LayerNAS | None:
+    """Run the search through LayerNASOracle + :class:`CompressionTuner`.
+
+    Under KerasTuner's chief/worker variables the chief serves the oracle until
+    the search ends and workers train trials until the chief stops them.
+
+    Returns:
+        The oracle's LayerNAS engine after the search (finished, or stopped at
+        ``max_trials``); None on a worker, whose oracle lives in the chief.
+    """
+    worker = role() == "worker"
+    tuner = CompressionTuner(
+        space, trainer, epochs, progress,
+        directory=directory, project_name=project_name,
+        # The chief owns the shared project: a worker starting later with
+        # overwrite=True would delete the oracle state the chief is writing.
+        overwrite=overwrite and not worker, **settings,
+    )
+    # KerasTuner's own display would print around every trial; Progress does.
+    tuner.search(verbose=0)
+    return None if worker else tuner.oracle.search
+

@@ -1,0 +1,75 @@
+"""Numbers quoted in the docs are the ones the benchmarks last measured.
+
+Each claim renders, from a benchmark's JSON in benchmarks/results, the exact text
+a doc must contain; rerunning a benchmark without updating the prose fails here,
+naming the doc and the text it should say. To add a claim, quote the number in
+the doc through the same format string as below.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _results(name: str) -> dict:
+    return json.loads((ROOT / "benchmarks" / "results" / f"{name}.json").read_text())
+
+
+def _complete_search_row(speed: dict) -> str:
+    run = next(b for b in speed["budgets"] if b["max_trials"] is None)
+    return (f"| default `compress` (complete search + completion, end to end) | "
+            f"{run['trials']:,} | {run['seconds']:.1f} s | {run['score']:.3f} | "
+            f"{run['madds'] / 1e6:.2f} M |")
+
+
+def _layernas_alone_row(speed: dict) -> str:
+    search = speed["complete_search"]
+    return (f"| complete LayerNAS search alone | {search['trials']:,} | (within the above) | "
+            f"{search['score']:.3f} | {search['madds'] / 1e6:.2f} M |")
+
+
+def _greedy_row(speed: dict) -> str:
+    greedy = speed["greedy_from_base"]
+    return (f"| greedy completion from the base model alone | - | {greedy['seconds']:.2f} s | "
+            f"{greedy['score']:.3f} | {greedy['madds'] / 1e6:.2f} M |")
+
+
+def _hundred_trials_row(speed: dict) -> str:
+    run = next(b for b in speed["budgets"] if b["max_trials"] == 100)
+    return (f"| `compress(max_trials=100)` | 100 | {run['seconds']:.1f} s | {run['score']:.3f} | "
+            f"{run['madds'] / 1e6:.2f} M |")
+
+
+def _demo_range(speed: dict) -> str:
+    return f"{min(speed['demo_seconds']):.0f}-{max(speed['demo_seconds']):.0f} s"
+
+
+# (doc, benchmark JSON, the text the doc must contain)
+CLAIMS: list[tuple[str, str, Callable[[dict], str]]] = [
+    ("docs/compress.md", "compress_speed", _complete_search_row),
+    ("docs/compress.md", "compress_speed", _layernas_alone_row),
+    ("docs/compress.md", "compress_speed", _greedy_row),
+    ("docs/compress.md", "compress_speed", _hundred_trials_row),
+    ("docs/compress.md", "compress_speed", lambda speed: f"took {_demo_range(speed)}."),
+    ("README.md", "compress_speed",
+     lambda speed: f"it took {_demo_range(speed)} on 2 shared CPU cores once installed"),
+    ("docs/quickstart.md", "compress_speed",
+     lambda speed: f"It took {_demo_range(speed)} on 2 shared CPU cores."),
+]
+
+
+@pytest.mark.parametrize(
+    "doc, benchmark, render", CLAIMS, ids=[f"{doc}:{render.__name__}" for doc, _, render in CLAIMS]
+)
+def test_doc_quotes_the_benchmark_number(doc, benchmark, render):
+    expected = render(_results(benchmark))
+    text = " ".join((ROOT / doc).read_text().split())  # prose may wrap anywhere
+    assert expected in text, (
+        f"{doc} does not quote benchmarks/results/{benchmark}.json: it should say "
+        f"{expected!r}"
+    )
