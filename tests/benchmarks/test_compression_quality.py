@@ -1,29 +1,17 @@
 """The compression-quality benchmark's baselines: the global magnitude cut and the every-width space."""
 from __future__ import annotations
 
-import keras
 import numpy as np
 import pytest
 
 import keras_layernas as layernas
 from benchmarks.compression_quality import every_width_space, global_magnitude_arch, width_of
-
-
-def _two_conv_model() -> keras.Model:
-    inputs = keras.Input((16, 16, 3))
-    x = keras.layers.Conv2D(32, 3, padding="same", name="c1")(inputs)
-    x = keras.layers.BatchNormalization(name="bn1")(x)
-    x = keras.layers.ReLU()(x)
-    x = keras.layers.Conv2D(32, 3, padding="same", name="c2")(x)
-    x = keras.layers.BatchNormalization(name="bn2")(x)
-    x = keras.layers.ReLU()(x)
-    outputs = keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(x))
-    return keras.Model(inputs, outputs)
+from tests.compression.test_compress import small_cnn
 
 
 @pytest.mark.parametrize("fraction", [0.7, 0.5, 0.3])
 def test_global_magnitude_cut_lands_in_target_and_cuts_the_low_gamma_channels_first(fraction):
-    model = _two_conv_model()
+    model = small_cnn()
     # bn1: half its channels near zero; bn2: all alike. The global ranking
     # (normalized per group) cuts bn1's weak half before touching bn2 evenly.
     gamma1 = np.where(np.arange(32) < 16, 1.0, 0.01) + np.linspace(0, 0.001, 32)
@@ -41,7 +29,7 @@ def test_global_magnitude_cut_lands_in_target_and_cuts_the_low_gamma_channels_fi
 
 
 def test_every_width_space_offers_each_width_down_to_one():
-    space = every_width_space(_two_conv_model())
+    space = every_width_space(small_cnn())
     assert [width_of(o) for o in space.layers[0].options] == list(range(32, 0, -1))
 
 
