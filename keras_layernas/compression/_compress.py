@@ -324,8 +324,13 @@ class CompressionSearch:
         from keras_layernas.compression._data import prepare_training
 
         input_shape = self.config.input_shape or tuple(self.model.inputs[0].shape[1:])
+        # Integer labels are checked against the output width for the default
+        # (cross-entropy) loss only: a loss of the user's own may read labels otherwise.
+        own_loss = "loss" in (self.config.compile_kwargs or {})
+        classes = None if own_loss or len(self.model.outputs) != 1 else self.model.outputs[0].shape[-1]
         train, validation = prepare_training(
-            self.data, self.validation_data, input_shape, self.config.batch_size, self.config.preprocess
+            self.data, self.validation_data, input_shape, self.config.batch_size, self.config.preprocess,
+            classes=classes,
         )
         return Trainer(train, validation, self.config.objective, self.config.compile_kwargs,
                        fit_verbose=2 if self.config.verbose == 2 else 0,

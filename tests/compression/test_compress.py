@@ -195,10 +195,25 @@ def test_objective_missing_from_the_metrics_is_refused():
     ({"verbose": 3}, "verbose"),
     ({"max_trials": 0}, "max_trials"),
     ({"validation_data": toy_data()}, "validation_data"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"batch_size": -1}, "batch_size"),
+    ({"batch_size": 2.5}, "batch_size"),
 ])
 def test_bad_arguments_are_named_in_the_error(kwargs, match):
     with pytest.raises(ValueError, match=match):
         CompressionSearch(small_cnn(), 1e6, **kwargs)
+
+
+def test_labels_outside_the_model_classes_are_refused_before_any_training(monkeypatch):
+    x, y = toy_data()
+    y[5] = 7  # small_cnn has 4 classes
+
+    def no_training(*args):
+        raise AssertionError("trained before checking the labels")
+
+    monkeypatch.setattr(Trainer, "fine_tune", no_training)
+    with pytest.raises(ValueError, match=r"label 7, but the model's output has 4 classes"):
+        CompressionSearch(small_cnn(), 1e6, data=(x, y), max_trials=1, verbose=0).run()
 
 
 # -- resume ------------------------------------------------------------------------
