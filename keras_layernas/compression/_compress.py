@@ -59,7 +59,7 @@ from keras_layernas.compression._drivers import (
 )
 from keras_layernas.compression._result import CompressionResult, layer_table
 from keras_layernas.surgery.importance import RetainedImportance, option_width
-from keras_layernas.compression._training import Trainer
+from keras_layernas.compression._training import NonFiniteTraining, Trainer
 from keras_layernas.latency import LatencyModel
 from keras_layernas.profiling import count_madds
 from keras_layernas.search import LayerNAS, Target, as_maximized, cheapest_arch
@@ -394,17 +394,24 @@ class CompressionSearch:
         best = engine.best()
         candidates = [] if best is None else [(best[1], best[0], False)]
         completion_trials = []
+        failure = None
         for arch in self._completions(space, engine, scorer):
             if trainer is None:
                 score = scorer(arch)
             else:
                 model = space.materialize(arch)
-                score = trainer.fine_tune(model, self.config.epochs_per_trial)
+                try:
+                    score = trainer.fine_tune(model, self.config.epochs_per_trial)
+                except NonFiniteTraining as error:  # failed like a trial: never the winner
+                    failure = error
+                    continue
                 self._trained[arch] = model
             candidates.append((as_maximized(score, direction), arch, True))
             if trainer is not None:
                 completion_trials.append({**self._cost_fields(arch, space.cost(arch)), "score": score,
                                           "arch": space.encode(arch)})
+        if not candidates and failure is not None:
+            raise failure
         if not candidates:
             raise RuntimeError(
                 f"No architecture in the target range {self.config.target} was found or reached by "

@@ -536,3 +536,34 @@ def test_resumed_search_returns_kernel_width_options_not_plain_tuples(tmp_path):
     assert resumed.arch == first.arch
     assert type(resumed.arch["c2"]).__name__ == "KernelWidth"
     assert resumed.layers[1]["kernel"] == 3
+
+
+# -- non-finite training -------------------------------------------------------------
+def test_dataset_with_a_nan_never_returns_a_model_with_nan_weights():
+    x, y = toy_data()
+    x[0, 0, 0, 0] = np.nan  # hidden in a Dataset, which is not read up front
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    with pytest.raises(ValueError, match=r"NaN or infinite.*Clean the data"):
+        CompressionSearch(small_cnn(), 1e6, data=data, validation_data=toy_data(32, seed=1),
+                          max_trials=2, verbose=0).run()
+
+
+def test_a_trial_whose_training_diverges_fails_and_the_search_goes_on(tmp_path, monkeypatch):
+    real_fine_tune = Trainer.fine_tune
+    calls = []
+
+    def diverging_first(self, model, epochs):
+        calls.append(epochs)
+        if len(calls) == 1:  # the first trial's weights blow up
+            kernel = model.get_layer("c1").kernel
+            kernel.assign(np.full(kernel.shape, np.inf, "float32"))
+        return real_fine_tune(self, model, epochs)
+
+    monkeypatch.setattr(Trainer, "fine_tune", diverging_first)
+    result = CompressionSearch(small_cnn(), 1e6, data=toy_data(), validation_data=toy_data(32, seed=1),
+                               max_trials=3, directory=tmp_path, verbose=0).run()
+    searched = [h for h in result.history if h["id"] is not None]
+    assert [h["score"] for h in searched][0] is None and all(
+        h["score"] is not None for h in searched[1:])
+    assert all(np.isfinite(w).all() for w in result.model.get_weights())
+    assert 0.95e6 <= layernas.count_madds(result.model) <= 1e6
