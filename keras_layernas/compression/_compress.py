@@ -360,17 +360,40 @@ class CompressionSearch:
     def _completions(self, space: SearchSpace, engine: LayerNAS, scorer: RetainedImportance) -> list[Arch]:
         """Greedy completions of the deepest, best-scored candidates and of the base.
 
+        When every greedy walk steps over the range, a complete data-free
+        LayerNAS search (:meth:`_searched_completion`) stands in for them, so
+        the target is reached whatever ``max_trials`` is.
+
         Returns:
             Distinct in-target completions, best retained importance first;
-            empty when no start can be completed (the target range is narrower
+            empty when no architecture was found in the range (it is narrower
             than one option step).
         """
         told = sorted((r for r in engine.history if r.score is not None),
                       key=lambda r: (r.layer, r.score), reverse=True)
         starts = [r.arch for r in told[: self.config.per_bucket]] + [space.base_arch]
         completions = {complete_to_target(space, arch, scorer.log_term, self.config.target) for arch in starts}
+        if completions == {None}:
+            completions = {self._searched_completion(space, scorer)}
         completions.discard(None)
         return sorted(sorted(completions, key=str), key=scorer.log_score, reverse=True)
+
+    def _searched_completion(self, space: SearchSpace, scorer: RetainedImportance) -> Arch | None:
+        """The best in-target architecture of a complete LayerNAS search scored data-free.
+
+        A greedy walk changes one layer at a time and can step over a narrow
+        range that a combination of changes hits (a small CNN at half its
+        MAdds: no walk landed, two architectures lay inside). LayerNAS keeps
+        several architectures per cost bucket of every layer, so it finds
+        those; data-free its trials are table look-ups (seconds on MobileNetV2).
+        """
+        search = LayerNAS(space.options, space.cost, target=self.config.target,
+                          num_buckets=self.config.num_buckets, per_bucket=self.config.per_bucket,
+                          seed=self.config.seed)
+        while (candidate := search.ask()) is not None:
+            search.tell(candidate, scorer(candidate.arch))
+        best = search.best()
+        return None if best is None else best[0]
 
     def _choose(self, space: SearchSpace, engine: LayerNAS, scorer: RetainedImportance,
                 trainer: Trainer | None, direction: str) -> tuple[Arch, bool, list[dict]]:

@@ -366,6 +366,29 @@ def test_greedy_completion_cuts_the_layer_losing_least_importance_per_madd():
     assert complete_to_target(space, (8, 8, 8), log_term, (150, 151)) is None
 
 
+def test_target_is_reached_with_one_trial_where_every_greedy_walk_steps_over_it():
+    # Two 3x3 convs around a depthwise one at 8x8: at half the MAdds two
+    # architectures lie in the 5% range, and the greedy walk from the base
+    # (what max_trials=1 has to start from) steps over it.
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    x = inputs
+    for index, width in enumerate([32, 24, 32]):
+        x = keras.layers.ReLU()(keras.layers.BatchNormalization()(
+            keras.layers.Conv2D(width, 3, padding="same", name=f"c{index}")(x)))
+        if index == 0:
+            x = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(x)
+    model = keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(
+        keras.layers.GlobalAveragePooling2D()(x)))
+    target = 0.5 * layernas.count_madds(model)
+    space = shrink_only(SearchSpace.from_model(model))
+    keep = RetainedImportance(SearchSpace.from_model(model), model).log_term
+    assert complete_to_target(space, space.base_arch, keep, (0.95 * target, target)) is None
+    result = CompressionSearch(model, target, max_trials=1, verbose=0).run()
+    assert 0.95 * target <= layernas.count_madds(result.model) <= target
+    assert result.completed and result.trials == 1
+
+
 def test_retained_importance_ranks_a_group_by_its_producers_not_its_readers():
     # c1 and c2 are both 32 wide, so c2 (which reads c1's channels) has a kernel
     # of the same output width: only c1's own kernel may rank c1's channels.
