@@ -38,6 +38,7 @@ result (:mod:`keras_layernas.compression._distributed`).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tempfile
 import time
@@ -286,6 +287,28 @@ class CompressionSearch:
         self.model = model
         self.data, self.validation_data = data, validation_data
         self.space = space if space is not None else SearchSpace.from_model(model, input_shape=input_shape)
+        if space is not None:
+            self._check_space_fits_model()
+
+    def _check_space_fits_model(self) -> None:
+        """Refuse a ``space=`` built from another model (other layers or input size).
+
+        A model's own space prices its base architecture at the model's MAdds;
+        a space of another model would search, and return, that other model.
+        """
+        try:
+            madds = count_madds(self.model, input_shape=self.config.input_shape)
+        except ValueError:  # unknown input size without input_shape: nothing to compare at
+            return
+        space_madds = self.space.cost(self.space.base_arch)
+        if not math.isclose(space_madds, madds, rel_tol=1e-6):
+            raise ValueError(
+                f"`space` does not describe this model: its base architecture has "
+                f"{space_madds:.6g} MAdds, the model {madds:.6g} (built from another model, "
+                "other layers or another input size?). Pass space=SearchSpace.from_model(model, "
+                f"...) of this very model (with input_shape={self.config.input_shape!r} if its "
+                "input size is unknown)."
+            )
 
     # -- the steps of run() --------------------------------------------------------
     def _check_target(self, space: SearchSpace) -> None:

@@ -216,6 +216,22 @@ def test_labels_outside_the_model_classes_are_refused_before_any_training(monkey
         CompressionSearch(small_cnn(), 1e6, data=(x, y), max_trials=1, verbose=0).run()
 
 
+def test_space_of_another_model_is_refused():
+    def cnn(size: int, width: int = 32) -> keras.Model:
+        inputs = keras.Input((size, size, 3))
+        x = keras.layers.Conv2D(width, 3, padding="same", name="c1")(inputs)
+        x = keras.layers.Conv2D(32, 3, padding="same", name="c2")(x)
+        return keras.Model(inputs, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(x)))
+
+    model = cnn(16)
+    for other in (cnn(32), cnn(16, width=48)):  # another input size, another layer width
+        with pytest.raises(ValueError, match="`space` does not describe this model"):
+            CompressionSearch(model, 1e6, space=SearchSpace.from_model(other), verbose=0)
+    own = SearchSpace.from_model(model, width_options=[1.0, 0.5])
+    result = CompressionSearch(model, 1.2e6, space=own, tolerance=0.5, verbose=0).run()
+    assert 0.6e6 <= layernas.count_madds(result.model) <= 1.2e6
+
+
 # -- resume ------------------------------------------------------------------------
 def test_interrupted_data_free_search_resumes_where_it_stopped(mobilenet, tmp_path, monkeypatch):
     kwargs = dict(max_trials=60, verbose=0)
