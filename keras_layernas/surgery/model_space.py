@@ -30,7 +30,7 @@ from keras_layernas.surgery import _materialize
 from keras_layernas.surgery._build import Builder, padding_pairs
 from keras_layernas.surgery._cost import CostModel
 from keras_layernas.surgery._graph import _CONVS, _DEPTHWISE, Call, ChannelGraph, CoupledGroup
-from keras_layernas.surgery.importance import Importance, l1_importance
+from keras_layernas.surgery.importance import Importance, l1_importance, named_layers
 from keras_layernas.surgery.layer import Arch, SearchLayer
 
 DEFAULT_WIDTH_FRACTIONS = (1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25)
@@ -144,10 +144,18 @@ class _ModelSpace:
             names = set(width_options) - {e.name for e in self.entries}
             self._check_names("width_options", sorted(names))
         if not self.entries:
+            channels_first = sorted(name for name, layer in named_layers(self.model).items()
+                                    if getattr(layer, "data_format", None) == "channels_first")
+            hint = (
+                f" Layers {channels_first} use data_format='channels_first', which the channel "
+                "analysis does not follow: rebuild the model with data_format='channels_last' "
+                "(the Keras default) and load its weights (a conv kernel's layout is the same "
+                "in both)." if channels_first else ""
+            )
             raise ValueError(
                 f"Model {model.name!r} has no searchable layer: every channel group is "
                 "fixed by the model's interface, excluded or frozen, and no depthwise "
-                "kernel can change. Received: exclude="
+                f"kernel can change.{hint} Received: exclude="
                 f"{sorted(self._exclude)}, kernel_options={kernel_options}."
             )
 

@@ -104,6 +104,17 @@ def test_nothing_left_to_search_is_an_error():
         SearchSpace.from_model(residual_model(), exclude=("stem", "expand"), kernel_options=None)
 
 
+def test_channels_first_model_is_refused_naming_data_format():
+    inputs = keras.Input((3, 16, 16))
+    x = keras.layers.Conv2D(16, 3, padding="same", data_format="channels_first", name="c1")(inputs)
+    x = keras.layers.Conv2D(16, 3, padding="same", data_format="channels_first", name="c2")(x)
+    x = keras.layers.GlobalAveragePooling2D(data_format="channels_first")(x)
+    model = keras.Model(inputs, keras.layers.Dense(4)(x))
+    with pytest.raises(ValueError, match=r"no searchable layer.*\['c1', 'c2', '[a-z_0-9]+'\] use "
+                                         r"data_format='channels_first'.*channels_last"):
+        SearchSpace.from_model(model)
+
+
 def test_compound_options_encode_to_stable_strings_and_decode_back():
     space = SearchSpace.from_model(residual_model())
     arch = (8, KernelWidth(3, 16))
