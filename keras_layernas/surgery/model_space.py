@@ -127,6 +127,7 @@ class _ModelSpace:
         exclude: Sequence[str] = (),
         input_shape: Sequence[int] | None = None,
     ):
+        _check_rebuildable(model)
         self.model = _fixed_size_model(model, input_shape)
         self.graph = ChannelGraph(self.model)
         self._exclude = self._check_names("exclude", exclude)
@@ -395,6 +396,36 @@ def _fixed_size_model(model: Any, input_shape: Sequence[int] | None):
     sized = _materialize.rebuild(model, model.get_config(), {}, input_shape=input_shape)
     _materialize.transfer_weights(_weights_by_path(model), sized, {})
     return sized
+
+
+def _check_rebuildable(model: Any) -> None:
+    """Refuse, before any search, a model Keras cannot rebuild from its config.
+
+    Every architecture is materialized by ``from_config``; a Lambda holding a
+    Python lambda (refused by Keras' safe mode) or a custom layer whose
+    ``get_config`` does not give back its constructor arguments would
+    otherwise fail only once the search is over. Models of Keras' own layers
+    only are not rebuilt here (they always can be).
+
+    Raises:
+        ValueError: naming the layers and the fix.
+    """
+    suspects = sorted(name for name, layer in named_layers(model).items()
+                      if isinstance(layer, keras.layers.Lambda)
+                      or not type(layer).__module__.startswith("keras."))
+    if not suspects:
+        return
+    try:
+        _materialize.rebuild(model, model.get_config(), {})
+    except Exception as error:  # Keras raises ValueError, TypeError... by layer
+        raise ValueError(
+            f"Model {model.name!r} cannot be rebuilt from its config, which every slimmed "
+            f"architecture is: {type(error).__name__}: {str(error).splitlines()[0]} "
+            f"Layers that may be the cause: {suspects}. Replace a Lambda by a built-in or a "
+            "custom layer (or, if you trust its code, call "
+            "keras.config.enable_unsafe_deserialization() first); give a custom layer a "
+            "get_config() returning its constructor arguments."
+        ) from error
 
 
 def _weights_by_path(model: Any) -> dict:
