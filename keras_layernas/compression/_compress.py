@@ -196,7 +196,8 @@ class CompressionSearch:
             (``KERASTUNER_*`` variables set) needs one every process shares.
         overwrite: start over even if ``directory`` holds a search.
         input_shape: ``(height, width, channels)`` for a model whose input size
-            is unknown; MAdds are counted at this size.
+            is unknown; MAdds are counted at this size, and the slim model
+            comes back fixed to it.
         seed: seed of the search.
         verbose: 0 silent, 1 a progress bar over trials and a summary, 2 also
             Keras' per-epoch lines.
@@ -574,8 +575,13 @@ class CompressionSearch:
             the chief's final weights).
 
         Raises:
-            ValueError: the target is below the smallest reachable model, data
-                without labels, or an objective the model does not report.
+            ValueError: the target is below the smallest reachable model, bad
+                data (no labels, empty, NaN/inf, labels outside the classes, a
+                Dataset repeating forever), an objective the model does not
+                report, or training that left every candidate's weights
+                non-finite.
+            RuntimeError: no architecture lies in the target range (it is
+                narrower than one option step).
         """
         started = time.perf_counter()
         space = shrink_only(self.space) if self.data is None else self.space
