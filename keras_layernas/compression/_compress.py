@@ -38,6 +38,7 @@ result (:mod:`keras_layernas.compression._distributed`).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tempfile
 import time
@@ -59,7 +60,7 @@ from keras_layernas.compression._drivers import (
 )
 from keras_layernas.compression._result import CompressionResult, layer_table
 from keras_layernas.surgery.importance import RetainedImportance, option_width
-from keras_layernas.compression._training import Trainer
+from keras_layernas.compression._training import NonFiniteTraining, Trainer
 from keras_layernas.latency import LatencyModel
 from keras_layernas.profiling import count_madds
 from keras_layernas.search import LayerNAS, Target, as_maximized, cheapest_arch
@@ -195,7 +196,8 @@ class CompressionSearch:
             (``KERASTUNER_*`` variables set) needs one every process shares.
         overwrite: start over even if ``directory`` holds a search.
         input_shape: ``(height, width, channels)`` for a model whose input size
-            is unknown; MAdds are counted at this size.
+            is unknown; MAdds are counted at this size, and the slim model
+            comes back fixed to it.
         seed: seed of the search.
         verbose: 0 silent, 1 a progress bar over trials and a summary, 2 also
             Keras' per-epoch lines.
@@ -286,6 +288,28 @@ class CompressionSearch:
         self.model = model
         self.data, self.validation_data = data, validation_data
         self.space = space if space is not None else SearchSpace.from_model(model, input_shape=input_shape)
+        if space is not None:
+            self._check_space_fits_model()
+
+    def _check_space_fits_model(self) -> None:
+        """Refuse a ``space=`` built from another model (other layers or input size).
+
+        A model's own space prices its base architecture at the model's MAdds;
+        a space of another model would search, and return, that other model.
+        """
+        try:
+            madds = count_madds(self.model, input_shape=self.config.input_shape)
+        except ValueError:  # unknown input size without input_shape: nothing to compare at
+            return
+        space_madds = self.space.cost(self.space.base_arch)
+        if not math.isclose(space_madds, madds, rel_tol=1e-6):
+            raise ValueError(
+                f"`space` does not describe this model: its base architecture has "
+                f"{space_madds:.6g} MAdds, the model {madds:.6g} (built from another model, "
+                "other layers or another input size?). Pass space=SearchSpace.from_model(model, "
+                f"...) of this very model (with input_shape={self.config.input_shape!r} if its "
+                "input size is unknown)."
+            )
 
     # -- the steps of run() --------------------------------------------------------
     def _check_target(self, space: SearchSpace) -> None:
@@ -324,8 +348,13 @@ class CompressionSearch:
         from keras_layernas.compression._data import prepare_training
 
         input_shape = self.config.input_shape or tuple(self.model.inputs[0].shape[1:])
+        # Integer labels are checked against the output width for the default
+        # (cross-entropy) loss only: a loss of the user's own may read labels otherwise.
+        own_loss = "loss" in (self.config.compile_kwargs or {})
+        classes = None if own_loss or len(self.model.outputs) != 1 else self.model.outputs[0].shape[-1]
         train, validation = prepare_training(
-            self.data, self.validation_data, input_shape, self.config.batch_size, self.config.preprocess
+            self.data, self.validation_data, input_shape, self.config.batch_size, self.config.preprocess,
+            classes=classes,
         )
         return Trainer(train, validation, self.config.objective, self.config.compile_kwargs,
                        fit_verbose=2 if self.config.verbose == 2 else 0,
@@ -355,17 +384,40 @@ class CompressionSearch:
     def _completions(self, space: SearchSpace, engine: LayerNAS, scorer: RetainedImportance) -> list[Arch]:
         """Greedy completions of the deepest, best-scored candidates and of the base.
 
+        When every greedy walk steps over the range, a complete data-free
+        LayerNAS search (:meth:`_searched_completion`) stands in for them, so
+        the target is reached whatever ``max_trials`` is.
+
         Returns:
             Distinct in-target completions, best retained importance first;
-            empty when no start can be completed (the target range is narrower
+            empty when no architecture was found in the range (it is narrower
             than one option step).
         """
         told = sorted((r for r in engine.history if r.score is not None),
                       key=lambda r: (r.layer, r.score), reverse=True)
         starts = [r.arch for r in told[: self.config.per_bucket]] + [space.base_arch]
         completions = {complete_to_target(space, arch, scorer.log_term, self.config.target) for arch in starts}
+        if completions == {None}:
+            completions = {self._searched_completion(space, scorer)}
         completions.discard(None)
         return sorted(sorted(completions, key=str), key=scorer.log_score, reverse=True)
+
+    def _searched_completion(self, space: SearchSpace, scorer: RetainedImportance) -> Arch | None:
+        """The best in-target architecture of a complete LayerNAS search scored data-free.
+
+        A greedy walk changes one layer at a time and can step over a narrow
+        range that a combination of changes hits (a small CNN at half its
+        MAdds: no walk landed, two architectures lay inside). LayerNAS keeps
+        several architectures per cost bucket of every layer, so it finds
+        those; data-free its trials are table look-ups (seconds on MobileNetV2).
+        """
+        search = LayerNAS(space.options, space.cost, target=self.config.target,
+                          num_buckets=self.config.num_buckets, per_bucket=self.config.per_bucket,
+                          seed=self.config.seed)
+        while (candidate := search.ask()) is not None:
+            search.tell(candidate, scorer(candidate.arch))
+        best = search.best()
+        return None if best is None else best[0]
 
     def _choose(self, space: SearchSpace, engine: LayerNAS, scorer: RetainedImportance,
                 trainer: Trainer | None, direction: str) -> tuple[Arch, bool, list[dict]]:
@@ -389,17 +441,24 @@ class CompressionSearch:
         best = engine.best()
         candidates = [] if best is None else [(best[1], best[0], False)]
         completion_trials = []
+        failure = None
         for arch in self._completions(space, engine, scorer):
             if trainer is None:
                 score = scorer(arch)
             else:
                 model = space.materialize(arch)
-                score = trainer.fine_tune(model, self.config.epochs_per_trial)
+                try:
+                    score = trainer.fine_tune(model, self.config.epochs_per_trial)
+                except NonFiniteTraining as error:  # failed like a trial: never the winner
+                    failure = error
+                    continue
                 self._trained[arch] = model
             candidates.append((as_maximized(score, direction), arch, True))
             if trainer is not None:
                 completion_trials.append({**self._cost_fields(arch, space.cost(arch)), "score": score,
                                           "arch": space.encode(arch)})
+        if not candidates and failure is not None:
+            raise failure
         if not candidates:
             raise RuntimeError(
                 f"No architecture in the target range {self.config.target} was found or reached by "
@@ -516,8 +575,13 @@ class CompressionSearch:
             the chief's final weights).
 
         Raises:
-            ValueError: the target is below the smallest reachable model, data
-                without labels, or an objective the model does not report.
+            ValueError: the target is below the smallest reachable model, bad
+                data (no labels, empty, NaN/inf, labels outside the classes, a
+                Dataset repeating forever), an objective the model does not
+                report, or training that left every candidate's weights
+                non-finite.
+            RuntimeError: no architecture lies in the target range (it is
+                narrower than one option step).
         """
         started = time.perf_counter()
         space = shrink_only(self.space) if self.data is None else self.space

@@ -86,6 +86,7 @@ class CompressionConfig:
         if not isinstance(settings["distill"], bool):
             raise ValueError(f"distill must be True, False or None. Received: distill={settings['distill']!r}.")
         _check_number("verbose", settings["verbose"], 0, 2, integer=True)
+        _check_number("batch_size", settings["batch_size"], 1, math.inf, integer=True)
         if settings["max_trials"] is not None:
             _check_number("max_trials", settings["max_trials"], 1, math.inf, integer=True)
         if not with_data and with_validation_data:

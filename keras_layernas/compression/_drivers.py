@@ -28,8 +28,10 @@ import time
 from typing import Any, Callable
 
 import keras
+import keras_tuner
 
 from keras_layernas.compression._distributed import role
+from keras_layernas.compression._training import NonFiniteTraining
 from keras_layernas import _io
 from keras_layernas._io import atomic_path, write_atomically
 from keras_layernas.search import LayerNAS, Target
@@ -213,7 +215,10 @@ class CompressionTuner(LayerNASTuner):
         arch = self.space.decode(trial.hyperparameters.values)
         with scope:
             model = self.space.materialize(arch)
-            score = self.trainer.fine_tune(model, self.epochs)
+            try:
+                score = self.trainer.fine_tune(model, self.epochs)
+            except NonFiniteTraining as error:  # a FAILED trial, never a winner
+                raise keras_tuner.errors.FailedTrialError(str(error)) from error
         save_trained(model, self.project_dir, self.space, arch)
         return {self.oracle.objective.name: score}
 

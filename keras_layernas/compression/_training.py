@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping
 
 import keras
 import keras_tuner
+import numpy as np
 import tensorflow as tf
 
 from keras_layernas.compression._distillation import DistillationLoss, with_teacher
@@ -55,6 +56,28 @@ def reestimate_batchnorm(model: keras.Model, data: tf.data.Dataset, num_batches:
         for layer, (momentum, trainable) in zip(layers, saved):
             layer.momentum, layer.trainable = momentum, trainable
     return seen
+
+
+class NonFiniteTraining(ValueError):
+    """Training left a weight or BatchNorm statistic NaN or infinite."""
+
+
+def check_finite_weights(model: keras.Model) -> None:
+    """Refuse a model with a NaN/inf weight: its outputs are garbage for every input.
+
+    One pass over the weights, cheap next to the training it follows.
+
+    Raises:
+        NonFiniteTraining: naming the first broken weight and the likely causes.
+    """
+    broken = [w.path for w in model.weights if not np.isfinite(keras.ops.convert_to_numpy(w)).all()]
+    if broken:
+        raise NonFiniteTraining(
+            f"Training made {len(broken)} weight(s) of {model.name!r} NaN or infinite (first: "
+            f"{broken[0]}). The training data holds NaN/inf values, or the loss diverged. Clean "
+            "the data (drop samples where tf.math.is_finite is False), or lower the learning "
+            "rate through compile_kwargs."
+        )
 
 
 def default_compile_kwargs(model: keras.Model, labels: tf.TensorSpec) -> dict[str, Any]:
@@ -174,6 +197,10 @@ class Trainer:
 
         Returns:
             The objective after training, measured in inference mode.
+
+        Raises:
+            NonFiniteTraining: training or BatchNorm re-estimation left a
+                weight NaN/inf (training stops at the first NaN loss).
         """
         train = self.training_data()
         reestimate_batchnorm(model, train)
@@ -181,8 +208,10 @@ class Trainer:
         if epochs > 0:
             trained = self._distilled(model, train) or model
             # shuffle=False: a Dataset cannot be shuffled by fit (prepare_data shuffles arrays)
-            trained.fit(train, epochs=epochs, verbose=self.fit_verbose, shuffle=False)
+            trained.fit(train, epochs=epochs, verbose=self.fit_verbose, shuffle=False,
+                        callbacks=[keras.callbacks.TerminateOnNaN()])
             reestimate_batchnorm(model, train)
+        check_finite_weights(model)
         return self.score(model)
 
     def _distilled(self, model: keras.Model, train: tf.data.Dataset) -> keras.Model | None:

@@ -82,7 +82,23 @@ def rebuild(model: Any, base_config: Mapping, edits: Mapping[Path, Mapping], inp
     _drop_build_configs(config)
     if input_shape is not None:
         set_input_shape(config, input_shape)
-    return type(model).from_config(config)
+    # The model's own layer classes rebuild it even when they are not
+    # registered: they are in memory already, nothing is loaded from outside.
+    with keras.saving.custom_object_scope(_own_classes(model)):
+        return type(model).from_config(config)
+
+
+def _own_classes(model: Any) -> dict[str, type]:
+    """``{name: class}`` of the layers of ``model`` (nested too) that are not Keras' own."""
+    classes = {}
+    for layer in model.layers:
+        kind = type(layer)
+        if not kind.__module__.startswith("keras."):
+            classes[kind.__name__] = kind
+            classes[keras.saving.get_registered_name(kind)] = kind
+        if isinstance(layer, keras.Model):
+            classes.update(_own_classes(layer))
+    return classes
 
 
 @dataclass(frozen=True)

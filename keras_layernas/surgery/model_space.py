@@ -30,7 +30,7 @@ from keras_layernas.surgery import _materialize
 from keras_layernas.surgery._build import Builder, padding_pairs
 from keras_layernas.surgery._cost import CostModel
 from keras_layernas.surgery._graph import _CONVS, _DEPTHWISE, Call, ChannelGraph, CoupledGroup
-from keras_layernas.surgery.importance import Importance, l1_importance
+from keras_layernas.surgery.importance import Importance, l1_importance, named_layers
 from keras_layernas.surgery.layer import Arch, SearchLayer
 
 DEFAULT_WIDTH_FRACTIONS = (1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25)
@@ -127,6 +127,7 @@ class _ModelSpace:
         exclude: Sequence[str] = (),
         input_shape: Sequence[int] | None = None,
     ):
+        _check_rebuildable(model)
         self.model = _fixed_size_model(model, input_shape)
         self.graph = ChannelGraph(self.model)
         self._exclude = self._check_names("exclude", exclude)
@@ -144,10 +145,18 @@ class _ModelSpace:
             names = set(width_options) - {e.name for e in self.entries}
             self._check_names("width_options", sorted(names))
         if not self.entries:
+            channels_first = sorted(name for name, layer in named_layers(self.model).items()
+                                    if getattr(layer, "data_format", None) == "channels_first")
+            hint = (
+                f" Layers {channels_first} use data_format='channels_first', which the channel "
+                "analysis does not follow: rebuild the model with data_format='channels_last' "
+                "(the Keras default) and load its weights (a conv kernel's layout is the same "
+                "in both)." if channels_first else ""
+            )
             raise ValueError(
                 f"Model {model.name!r} has no searchable layer: every channel group is "
                 "fixed by the model's interface, excluded or frozen, and no depthwise "
-                "kernel can change. Received: exclude="
+                f"kernel can change.{hint} Received: exclude="
                 f"{sorted(self._exclude)}, kernel_options={kernel_options}."
             )
 
@@ -387,6 +396,36 @@ def _fixed_size_model(model: Any, input_shape: Sequence[int] | None):
     sized = _materialize.rebuild(model, model.get_config(), {}, input_shape=input_shape)
     _materialize.transfer_weights(_weights_by_path(model), sized, {})
     return sized
+
+
+def _check_rebuildable(model: Any) -> None:
+    """Refuse, before any search, a model Keras cannot rebuild from its config.
+
+    Every architecture is materialized by ``from_config``; a Lambda holding a
+    Python lambda (refused by Keras' safe mode) or a custom layer whose
+    ``get_config`` does not give back its constructor arguments would
+    otherwise fail only once the search is over. Models of Keras' own layers
+    only are not rebuilt here (they always can be).
+
+    Raises:
+        ValueError: naming the layers and the fix.
+    """
+    suspects = sorted(name for name, layer in named_layers(model).items()
+                      if isinstance(layer, keras.layers.Lambda)
+                      or not type(layer).__module__.startswith("keras."))
+    if not suspects:
+        return
+    try:
+        _materialize.rebuild(model, model.get_config(), {})
+    except Exception as error:  # Keras raises ValueError, TypeError... by layer
+        raise ValueError(
+            f"Model {model.name!r} cannot be rebuilt from its config, which every slimmed "
+            f"architecture is: {type(error).__name__}: {str(error).splitlines()[0]} "
+            f"Layers that may be the cause: {suspects}. Replace a Lambda by a built-in or a "
+            "custom layer (or, if you trust its code, call "
+            "keras.config.enable_unsafe_deserialization() first); give a custom layer a "
+            "get_config() returning its constructor arguments."
+        ) from error
 
 
 def _weights_by_path(model: Any) -> dict:

@@ -195,10 +195,41 @@ def test_objective_missing_from_the_metrics_is_refused():
     ({"verbose": 3}, "verbose"),
     ({"max_trials": 0}, "max_trials"),
     ({"validation_data": toy_data()}, "validation_data"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"batch_size": -1}, "batch_size"),
+    ({"batch_size": 2.5}, "batch_size"),
 ])
 def test_bad_arguments_are_named_in_the_error(kwargs, match):
     with pytest.raises(ValueError, match=match):
         CompressionSearch(small_cnn(), 1e6, **kwargs)
+
+
+def test_labels_outside_the_model_classes_are_refused_before_any_training(monkeypatch):
+    x, y = toy_data()
+    y[5] = 7  # small_cnn has 4 classes
+
+    def no_training(*args):
+        raise AssertionError("trained before checking the labels")
+
+    monkeypatch.setattr(Trainer, "fine_tune", no_training)
+    with pytest.raises(ValueError, match=r"label 7, but the model's output has 4 classes"):
+        CompressionSearch(small_cnn(), 1e6, data=(x, y), max_trials=1, verbose=0).run()
+
+
+def test_space_of_another_model_is_refused():
+    def cnn(size: int, width: int = 32) -> keras.Model:
+        inputs = keras.Input((size, size, 3))
+        x = keras.layers.Conv2D(width, 3, padding="same", name="c1")(inputs)
+        x = keras.layers.Conv2D(32, 3, padding="same", name="c2")(x)
+        return keras.Model(inputs, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(x)))
+
+    model = cnn(16)
+    for other in (cnn(32), cnn(16, width=48)):  # another input size, another layer width
+        with pytest.raises(ValueError, match="`space` does not describe this model"):
+            CompressionSearch(model, 1e6, space=SearchSpace.from_model(other), verbose=0)
+    own = SearchSpace.from_model(model, width_options=[1.0, 0.5])
+    result = CompressionSearch(model, 1.2e6, space=own, tolerance=0.5, verbose=0).run()
+    assert 0.6e6 <= layernas.count_madds(result.model) <= 1.2e6
 
 
 # -- resume ------------------------------------------------------------------------
@@ -349,6 +380,29 @@ def test_greedy_completion_cuts_the_layer_losing_least_importance_per_madd():
     assert complete_to_target(space, (8, 8, 8), log_term, (80, 90)) == (4, 4, 4)
     # a range narrower than any reachable step cannot be met
     assert complete_to_target(space, (8, 8, 8), log_term, (150, 151)) is None
+
+
+def test_target_is_reached_with_one_trial_where_every_greedy_walk_steps_over_it():
+    # Two 3x3 convs around a depthwise one at 8x8: at half the MAdds two
+    # architectures lie in the 5% range, and the greedy walk from the base
+    # (what max_trials=1 has to start from) steps over it.
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    x = inputs
+    for index, width in enumerate([32, 24, 32]):
+        x = keras.layers.ReLU()(keras.layers.BatchNormalization()(
+            keras.layers.Conv2D(width, 3, padding="same", name=f"c{index}")(x)))
+        if index == 0:
+            x = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(x)
+    model = keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(
+        keras.layers.GlobalAveragePooling2D()(x)))
+    target = 0.5 * layernas.count_madds(model)
+    space = shrink_only(SearchSpace.from_model(model))
+    keep = RetainedImportance(SearchSpace.from_model(model), model).log_term
+    assert complete_to_target(space, space.base_arch, keep, (0.95 * target, target)) is None
+    result = CompressionSearch(model, target, max_trials=1, verbose=0).run()
+    assert 0.95 * target <= layernas.count_madds(result.model) <= target
+    assert result.completed and result.trials == 1
 
 
 def test_retained_importance_ranks_a_group_by_its_producers_not_its_readers():
@@ -521,3 +575,34 @@ def test_resumed_search_returns_kernel_width_options_not_plain_tuples(tmp_path):
     assert resumed.arch == first.arch
     assert type(resumed.arch["c2"]).__name__ == "KernelWidth"
     assert resumed.layers[1]["kernel"] == 3
+
+
+# -- non-finite training -------------------------------------------------------------
+def test_dataset_with_a_nan_never_returns_a_model_with_nan_weights():
+    x, y = toy_data()
+    x[0, 0, 0, 0] = np.nan  # hidden in a Dataset, which is not read up front
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    with pytest.raises(ValueError, match=r"NaN or infinite.*Clean the data"):
+        CompressionSearch(small_cnn(), 1e6, data=data, validation_data=toy_data(32, seed=1),
+                          max_trials=2, verbose=0).run()
+
+
+def test_a_trial_whose_training_diverges_fails_and_the_search_goes_on(tmp_path, monkeypatch):
+    real_fine_tune = Trainer.fine_tune
+    calls = []
+
+    def diverging_first(self, model, epochs):
+        calls.append(epochs)
+        if len(calls) == 1:  # the first trial's weights blow up
+            kernel = model.get_layer("c1").kernel
+            kernel.assign(np.full(kernel.shape, np.inf, "float32"))
+        return real_fine_tune(self, model, epochs)
+
+    monkeypatch.setattr(Trainer, "fine_tune", diverging_first)
+    result = CompressionSearch(small_cnn(), 1e6, data=toy_data(), validation_data=toy_data(32, seed=1),
+                               max_trials=3, directory=tmp_path, verbose=0).run()
+    searched = [h for h in result.history if h["id"] is not None]
+    assert [h["score"] for h in searched][0] is None and all(
+        h["score"] is not None for h in searched[1:])
+    assert all(np.isfinite(w).all() for w in result.model.get_weights())
+    assert 0.95e6 <= layernas.count_madds(result.model) <= 1e6

@@ -137,3 +137,60 @@ def test_tfds_name_that_cannot_be_loaded_says_what_was_asked(tmp_path, monkeypat
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
     with pytest.raises(ValueError, match="could not load 'no_such_dataset_xyz'"):
         prepare_data("tfds:no_such_dataset_xyz", None, (8, 8, 3))
+
+
+# -- bad data: a clear error before any training, naming the fix --------------------
+@pytest.mark.parametrize("which", ["data", "validation_data"])
+def test_infinitely_repeating_dataset_is_refused_naming_take(which):
+    x, y = arrays(8)
+    finite = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    data, validation = (finite.repeat(), finite) if which == "data" else (finite, finite.repeat())
+    with pytest.raises(ValueError, match=rf"`{which}` repeats forever.*\.take\(n\)"):
+        prepare_training(data, validation, (8, 8, 3))
+
+
+@pytest.mark.parametrize("which", ["data", "validation_data"])
+def test_empty_dataset_is_refused(which):
+    x, y = arrays(8)
+    finite = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    empty = finite.take(0)
+    data, validation = (empty, finite) if which == "data" else (finite, empty)
+    with pytest.raises(ValueError, match=rf"`{which}` is an empty tf.data.Dataset"):
+        prepare_training(data, validation, (8, 8, 3))
+
+
+@pytest.mark.parametrize("which", ["data", "validation_data"])
+def test_empty_arrays_are_refused(which):
+    x, y = arrays(8)
+    empty = (x[:0], y[:0])
+    data, validation = (empty, (x, y)) if which == "data" else ((x, y), empty)
+    with pytest.raises(ValueError, match=rf"`{which}` has no samples"):
+        prepare_training(data, validation, (8, 8, 3))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("which", ["data", "validation_data"])
+def test_non_finite_array_values_are_refused_with_their_count(which, bad):
+    x, y = arrays(8)
+    broken = x.copy()
+    broken[3, 0, 0, 0] = bad
+    data, validation = ((broken, y), (x, y)) if which == "data" else ((x, y), (broken, y))
+    with pytest.raises(ValueError, match=rf"`{which}` inputs hold 1 NaN or infinite value"):
+        prepare_training(data, validation, (8, 8, 3))
+
+
+def test_non_finite_labels_are_refused():
+    x, _ = arrays(8)
+    y = np.zeros(8, "float32")
+    y[2] = np.nan
+    with pytest.raises(ValueError, match=r"`data` labels hold 1 NaN or infinite value"):
+        prepare_training((x, y), (x, np.zeros(8)), (8, 8, 3))
+
+
+@pytest.mark.parametrize("labels, bad", [(np.arange(8) % 5, 4), (np.arange(8) - 1, -1)])
+def test_integer_labels_outside_the_model_classes_are_refused(labels, bad):
+    x, y = arrays(8)
+    with pytest.raises(ValueError, match=rf"`data` has label {bad}.*4 classes.*0\.\.3"):
+        prepare_training((x, labels), (x, y), (8, 8, 3), classes=4)
+    make_train, _ = prepare_training((x, y), (x, y), (8, 8, 3), classes=4)  # 0..2 fit
+    assert sum(sizes(make_train())) == 8

@@ -104,6 +104,17 @@ def test_nothing_left_to_search_is_an_error():
         SearchSpace.from_model(residual_model(), exclude=("stem", "expand"), kernel_options=None)
 
 
+def test_channels_first_model_is_refused_naming_data_format():
+    inputs = keras.Input((3, 16, 16))
+    x = keras.layers.Conv2D(16, 3, padding="same", data_format="channels_first", name="c1")(inputs)
+    x = keras.layers.Conv2D(16, 3, padding="same", data_format="channels_first", name="c2")(x)
+    x = keras.layers.GlobalAveragePooling2D(data_format="channels_first")(x)
+    model = keras.Model(inputs, keras.layers.Dense(4)(x))
+    with pytest.raises(ValueError, match=r"no searchable layer.*\['c1', 'c2', '[a-z_0-9]+'\] use "
+                                         r"data_format='channels_first'.*channels_last"):
+        SearchSpace.from_model(model)
+
+
 def test_compound_options_encode_to_stable_strings_and_decode_back():
     space = SearchSpace.from_model(residual_model())
     arch = (8, KernelWidth(3, 16))
@@ -259,3 +270,47 @@ def test_space_keeps_the_weights_the_model_had_when_it_was_made():
     head = model.get_layer("head")
     head.kernel.assign(np.zeros(head.kernel.shape, "float32"))
     assert max_abs_diff(space.materialize(space.base_arch)(x), before) < 1e-5
+
+
+def _around(layer: keras.layers.Layer) -> keras.Model:
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(32, 3, padding="same", name="c1")(inputs)
+    x = keras.layers.Conv2D(32, 3, padding="same", name="c2")(layer(x))
+    return keras.Model(inputs, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(x)))
+
+
+def test_python_lambda_layer_is_refused_before_any_search_naming_the_fix():
+    model = _around(keras.layers.Lambda(lambda t: t * 2.0, name="double"))
+    with pytest.raises(ValueError, match=r"cannot be rebuilt.*\['double'\].*Replace a Lambda.*"
+                                         r"enable_unsafe_deserialization"):
+        SearchSpace.from_model(model)
+
+
+class _Doubling(keras.layers.Layer):  # deliberately not registered
+    def call(self, x):
+        return x * 2.0
+
+
+class _Scaling(keras.layers.Layer):  # get_config drops the constructor's argument
+    def __init__(self, factor, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, x):
+        return x * self.factor
+
+    def get_config(self):
+        return {"name": self.name}
+
+
+def test_unregistered_custom_layer_is_rebuilt_with_the_slim_model():
+    model = _around(_Doubling(name="double"))
+    space = SearchSpace.from_model(model)
+    slim = space.materialize(tuple(layer.options[-1] for layer in space.layers))
+    assert isinstance(slim.get_layer("double"), _Doubling)
+    assert slim.get_layer("c2").filters < 32
+
+
+def test_custom_layer_that_cannot_be_rebuilt_is_refused_naming_get_config():
+    with pytest.raises(ValueError, match=r"cannot be rebuilt.*\['scale'\].*get_config"):
+        SearchSpace.from_model(_around(_Scaling(3.0, name="scale")))
