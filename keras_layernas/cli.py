@@ -171,6 +171,7 @@ def compress(parser: argparse.ArgumentParser) -> Handler:
 
     examples:
       layernas compress mobilenet_v2 --target-madds 150e6
+      layernas compress mobilenet_v2 --target-madds 50%
       layernas compress mobilenet_v2 --target-latency-ms 15
       layernas compress model.keras --target-madds 60e6 --data npz:cifar.npz \\
           --preprocess mobilenet --max-trials 20
@@ -180,7 +181,9 @@ def compress(parser: argparse.ArgumentParser) -> Handler:
     _add_model_arguments(parser)
     _add_preprocess_argument(parser)
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--target-madds", type=float, default=None, help="MAdds budget, e.g. 150e6")
+    target.add_argument("--target-madds", type=_madds_budget, default=None,
+                        help="MAdds budget, e.g. 150e6, or a percentage of the model's own "
+                             "MAdds, e.g. 50%%")
     target.add_argument("--target-latency-ms", type=float, default=None,
                         help="budget of median single-thread float32 TFLite latency (ms) on "
                              "this machine, e.g. 15")
@@ -566,6 +569,20 @@ def _positive_float(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
+
+
+def _madds_budget(text: str) -> float | str:
+    """A number of MAdds, or a percentage of the model's own (``"50%"``, passed on as is)."""
+    if text.strip().endswith("%"):
+        try:
+            percent = float(text.strip()[:-1])
+        except ValueError:
+            percent = -1.0
+        if not 0 < percent < 100:
+            raise argparse.ArgumentTypeError(
+                f"a percentage of the model's MAdds must lie above 0% and below 100%, e.g. 50%; got {text}")
+        return text
+    return _positive_float(text)
 
 
 def _positive_int(text: str) -> int:

@@ -181,6 +181,24 @@ def test_export_writes_float16_and_int8_files(tmp_path, capsys):
     assert (tmp_path / "f16.tflite").stat().st_size > 0 and (tmp_path / "i8.tflite").stat().st_size > 0
 
 
+def test_compress_target_as_a_percentage_of_the_model(tmp_path):
+    out = tmp_path / "slim"
+    status = cli.main(["compress", *MNV2_035, "--target-madds", "50%", "--max-trials", "20",
+                       "--out", str(out), "--quiet"])
+    assert status == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["target"][1] == pytest.approx(0.5 * report["base_madds"])
+    assert 0.95 * 0.5 * report["base_madds"] <= report["madds"] <= 0.5 * report["base_madds"]
+
+
+@pytest.mark.parametrize("budget", ["150%", "0%", "abc%"])
+def test_compress_refuses_a_percentage_outside_0_to_100(budget, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["compress", *MNV2_035, "--target-madds", budget])
+    assert exit_info.value.code == 2
+    assert "above 0% and below 100%, e.g. 50%" in capsys.readouterr().err
+
+
 def test_compress_takes_one_target_only(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["compress", *MNV2_035, "--target-madds", "6e6", "--target-latency-ms", "3"])

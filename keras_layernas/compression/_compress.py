@@ -43,7 +43,7 @@ import os
 import tempfile
 import time
 import warnings
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import keras
 import keras_tuner
@@ -167,7 +167,10 @@ class CompressionSearch:
 
     Args:
         model: a trained functional or Sequential Keras model.
-        target_madds: the MAdds budget per sample (e.g. ``150e6``).
+        target_madds: the MAdds budget per sample (e.g. ``150e6``), or a
+            percentage of the base model's MAdds as a string (``"50%"``,
+            above 0% and below 100%), counted like :func:`count_madds` at the
+            model's input size (or ``input_shape``).
         target_latency_ms: instead of ``target_madds``, a budget of median
             single-thread float32 TFLite latency in ms (``cost="latency"``):
             the search runs on a latency model calibrated on
@@ -200,7 +203,7 @@ class CompressionSearch:
             comes back fixed to it.
         seed: seed of the search.
         verbose: 0 silent, 1 a progress bar over trials and a summary, 2 also
-            Keras' per-epoch lines.
+            Keras' per-epoch lines; True and False mean 1 and 0.
         objective: validation metric to maximize (with data), e.g.
             ``"val_accuracy"``, or a ``keras_tuner.Objective``.
         compile_kwargs: ``model.compile`` arguments for fine-tuning; default
@@ -221,6 +224,13 @@ class CompressionSearch:
             base model (cross-entropy plus KL to the base's outputs, see
             :mod:`keras_layernas.compression._distillation`); None: True with
             data. Applies to the default loss only.
+        exclude: model layer names whose width and kernel never change (what
+            ``SearchSpace.from_model(model, exclude=...)`` takes); not with ``space``.
+        callbacks: Keras callbacks passed to every ``fit`` of trials and of the
+            final fine-tuning (with data), after a ``TerminateOnNaN``. That
+            ``fit`` has no validation data, so monitor training metrics
+            (``"loss"``); under distillation ``callback.model`` is the student
+            and teacher side by side.
 
     The settings, checked once, are ``search.config`` (a frozen
     :class:`~keras_layernas.compression._config.CompressionConfig`).
@@ -272,8 +282,11 @@ class CompressionSearch:
         importance_weighting: str = "equal",
         start: str = "base",
         distill: bool | None = None,
+        exclude: Sequence[str] = (),
+        callbacks: Sequence[keras.callbacks.Callback] | None = None,
     ):
         self.config = CompressionConfig.checked(
+            base_madds=lambda: count_madds(model, input_shape=input_shape), callbacks=callbacks,
             target_madds=target_madds, target_latency_ms=target_latency_ms, cost=cost,
             tolerance=tolerance, with_data=data is not None,
             with_validation_data=validation_data is not None,
@@ -287,7 +300,16 @@ class CompressionSearch:
         )
         self.model = model
         self.data, self.validation_data = data, validation_data
-        self.space = space if space is not None else SearchSpace.from_model(model, input_shape=input_shape)
+        if space is not None and exclude:
+            raise ValueError(
+                "Pass exclude=... or space=..., not both: a space of your own already fixes "
+                "which layers change. Build it with SearchSpace.from_model(model, exclude=...) "
+                f"instead. Received: exclude={list(exclude)!r}."
+            )
+        if isinstance(exclude, str):
+            exclude = [exclude]  # one layer name, not its letters
+        self.space = space if space is not None else SearchSpace.from_model(
+            model, input_shape=input_shape, exclude=exclude or ())
         if space is not None:
             self._check_space_fits_model()
 
@@ -358,7 +380,8 @@ class CompressionSearch:
         )
         return Trainer(train, validation, self.config.objective, self.config.compile_kwargs,
                        fit_verbose=2 if self.config.verbose == 2 else 0,
-                       teacher=frozen_copy(self.model) if self.config.distill else None)
+                       teacher=frozen_copy(self.model) if self.config.distill else None,
+                       callbacks=self.config.callbacks)
 
     def _search(self, space: SearchSpace, scorer: RetainedImportance | None,
                 trainer: Trainer | None, project_dir: str | None,
@@ -656,7 +679,7 @@ def compress(
     verbose: int = 1,
     **kwargs: Any,
 ) -> keras.Model:
-    """Shrink ``model`` to at most ``target_madds`` MAdds, keeping its weights.
+    """Shrink ``model`` to at most ``target_madds`` MAdds (or ``"50%"`` of its own), keeping its weights.
 
     The returned model's MAdds (by :func:`layernas.count_madds`) lie in
     ``[(1 - tolerance) * target_madds, target_madds]``. With
@@ -669,7 +692,7 @@ def compress(
     is recommended. With ``data`` every candidate is fine-tuned and scored on
     validation data. Arguments are those of :class:`CompressionSearch`
     (``objective``, ``compile_kwargs``, ``batch_size``, ``preprocess``,
-    ``space``, ``project_name`` through ``**kwargs``); use
+    ``space``, ``exclude``, ``callbacks``, ``project_name`` through ``**kwargs``); use
     ``CompressionSearch(...).run()`` for the full result (history, Pareto
     front, per-layer table).
 

@@ -10,8 +10,10 @@ import dataclasses
 import math
 import numbers
 import os
+import re
 from typing import Any, Callable, Mapping
 
+import keras
 import keras_tuner
 
 from keras_layernas.compression._distributed import role
@@ -53,6 +55,7 @@ class CompressionConfig:
     importance_weighting: str
     start: str
     distill: bool
+    callbacks: tuple[keras.callbacks.Callback, ...]
 
     @property
     def target_name(self) -> str:
@@ -67,12 +70,19 @@ class CompressionConfig:
     @classmethod
     def checked(cls, *, target_madds: Any, target_latency_ms: Any, cost: Any, tolerance: Any,
                 with_data: bool, with_validation_data: bool, directory: Any,
-                objective: Any, **settings: Any) -> "CompressionConfig":
+                objective: Any, base_madds: Callable[[], float], callbacks: Any,
+                **settings: Any) -> "CompressionConfig":
         """Check every argument once and return the settings.
+
+        ``base_madds`` gives the base model's MAdds, read only when
+        ``target_madds`` is a percentage of them (``"50%"``).
 
         Raises:
             ValueError: a bad argument, named in the message with the fix.
         """
+        fraction = madds_fraction(target_madds)
+        if fraction is not None:
+            target_madds = fraction * base_madds()
         cost, budget = _resolve_cost(target_madds, target_latency_ms, cost)
         _check_number("tolerance", tolerance, 1e-9, 1 - 1e-9)
         _check_number("calibration_archs", settings["calibration_archs"], 3, math.inf, integer=True)
@@ -85,6 +95,8 @@ class CompressionConfig:
             settings["distill"] = with_data
         if not isinstance(settings["distill"], bool):
             raise ValueError(f"distill must be True, False or None. Received: distill={settings['distill']!r}.")
+        if isinstance(settings["verbose"], bool):  # verbose=True is the usual Python spelling of 1
+            settings["verbose"] = int(settings["verbose"])
         _check_number("verbose", settings["verbose"], 0, 2, integer=True)
         _check_number("batch_size", settings["batch_size"], 1, math.inf, integer=True)
         if settings["max_trials"] is not None:
@@ -116,8 +128,46 @@ class CompressionConfig:
             target=Target((1 - tolerance) * budget, budget, unit, name),
             directory=None if directory is None else os.fspath(directory),
             objective=as_objective(objective),
+            callbacks=_checked_callbacks(callbacks),
             **settings,
         )
+
+
+_PERCENT = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*%\s*")
+
+
+def madds_fraction(target_madds: Any) -> float | None:
+    """The share of the base model's MAdds a ``"50%"`` budget asks for; None for a number.
+
+    Raises:
+        ValueError: a string that is not a percentage strictly between 0% and 100%.
+    """
+    if not isinstance(target_madds, str):
+        return None
+    match = _PERCENT.fullmatch(target_madds)
+    percent = float(match.group(1)) if match else None
+    if percent is None or not 0 < percent < 100:
+        raise ValueError(
+            "target_madds as a string is a percentage of the base model's MAdds, above 0% and "
+            "below 100% (a smaller model), e.g. target_madds='50%'; or pass a number of MAdds "
+            f"such as 150e6. Received: target_madds={target_madds!r}."
+        )
+    return percent / 100
+
+
+def _checked_callbacks(callbacks: Any) -> tuple[keras.callbacks.Callback, ...]:
+    """``callbacks`` as a tuple of Keras callbacks (None: none)."""
+    if callbacks is None:
+        return ()
+    if isinstance(callbacks, keras.callbacks.Callback):
+        callbacks = [callbacks]
+    if not isinstance(callbacks, (list, tuple)) or not all(
+            isinstance(c, keras.callbacks.Callback) for c in callbacks):
+        raise ValueError(
+            "callbacks must be a list of keras.callbacks.Callback instances, e.g. "
+            f"callbacks=[keras.callbacks.CSVLogger('fit.csv')]. Received: callbacks={callbacks!r}."
+        )
+    return tuple(callbacks)
 
 
 def _resolve_cost(target_madds: Any, target_latency_ms: Any, cost: Any) -> tuple[str, float]:

@@ -8,7 +8,7 @@ training batches before fine-tuning and again before every evaluation.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import keras
 import keras_tuner
@@ -129,6 +129,7 @@ class Trainer:
             :mod:`keras_layernas.compression._distillation`); used only with
             the default loss (``compile_kwargs`` without ``"loss"``) and a
             single-input, single-output model. It is never changed.
+        callbacks: the user's Keras callbacks, given to every ``fit``.
     """
 
     def __init__(
@@ -139,6 +140,7 @@ class Trainer:
         compile_kwargs: Mapping[str, Any] | None = None,
         fit_verbose: int = 0,
         teacher: keras.Model | None = None,
+        callbacks: Sequence[keras.callbacks.Callback] = (),
     ):
         self.train = train
         self.validation = validation
@@ -146,6 +148,7 @@ class Trainer:
         self.compile_kwargs = compile_kwargs
         self.fit_verbose = fit_verbose
         self.teacher = teacher
+        self.callbacks = list(callbacks)
 
     @property
     def metric(self) -> str:
@@ -209,7 +212,7 @@ class Trainer:
             trained = self._distilled(model, train) or model
             # shuffle=False: a Dataset cannot be shuffled by fit (prepare_data shuffles arrays)
             trained.fit(train, epochs=epochs, verbose=self.fit_verbose, shuffle=False,
-                        callbacks=[keras.callbacks.TerminateOnNaN()])
+                        callbacks=[keras.callbacks.TerminateOnNaN(), *self.callbacks])
             reestimate_batchnorm(model, train)
         check_finite_weights(model)
         return self.score(model)

@@ -382,6 +382,63 @@ def test_greedy_completion_cuts_the_layer_losing_least_importance_per_madd():
     assert complete_to_target(space, (8, 8, 8), log_term, (150, 151)) is None
 
 
+# -- budgets as users think of them -----------------------------------------------------
+def test_a_percentage_target_is_that_share_of_the_base_madds():
+    model = small_cnn()
+    base = layernas.count_madds(model)
+    result = CompressionSearch(model, "40%", verbose=0).run()
+    assert result.target == pytest.approx((0.95 * 0.4 * base, 0.4 * base))
+    assert 0.95 * 0.4 * base <= layernas.count_madds(result.model) <= 0.4 * base
+
+
+@pytest.mark.parametrize("text", ["150%", "abc", "0%", "100%", "50", "-5%", "%"])
+def test_a_malformed_percentage_target_is_refused_naming_the_fix(text):
+    with pytest.raises(ValueError, match=re.escape(f"target_madds={text!r}")) as error:
+        CompressionSearch(small_cnn(), text)
+    assert "target_madds='50%'" in str(error.value)
+
+
+def test_excluded_layers_keep_their_width_and_the_rest_still_reaches_the_target():
+    model = small_cnn()
+    base = layernas.count_madds(model)
+    free = CompressionSearch(model, "80%", tolerance=0.1, verbose=0).run().model
+    assert free.get_layer("c1").filters < 32  # the search does cut c1 when allowed
+    slim = CompressionSearch(model, "80%", tolerance=0.1, exclude=["c1"], verbose=0).run().model
+    assert slim.get_layer("c1").filters == 32
+    assert 0.9 * 0.8 * base <= layernas.count_madds(slim) <= 0.8 * base
+
+
+def test_exclude_and_a_space_of_ones_own_are_refused_together():
+    model = small_cnn()
+    with pytest.raises(ValueError, match="exclude=.*or space=.*not both"):
+        CompressionSearch(model, 1e6, space=SearchSpace.from_model(model), exclude=["c1"])
+
+
+def test_verbose_true_means_a_progress_bar(capsys):
+    search = CompressionSearch(small_cnn(), 1e6, verbose=True)
+    assert search.config.verbose == 1
+    search.run()
+    assert "MAdds:" in capsys.readouterr().out
+
+
+def test_callbacks_see_every_trial_and_the_final_fine_tuning():
+    class CountFits(keras.callbacks.Callback):
+        fits = 0
+
+        def on_train_begin(self, logs=None):
+            CountFits.fits += 1
+
+    result = CompressionSearch(small_cnn(), 1e6, data=toy_data(), max_trials=2, finetune_epochs=1,
+                               callbacks=[CountFits()], verbose=0).run()
+    # one fit per trial (searched and completion ones), one for the winner
+    assert CountFits.fits == len(result.history) + 1 >= 3
+
+
+def test_callbacks_that_are_not_keras_callbacks_are_refused():
+    with pytest.raises(ValueError, match="callbacks must be a list of keras.callbacks.Callback"):
+        CompressionSearch(small_cnn(), 1e6, callbacks=["CSVLogger"])
+
+
 def test_target_is_reached_with_one_trial_where_every_greedy_walk_steps_over_it():
     # Two 3x3 convs around a depthwise one at 8x8: at half the MAdds two
     # architectures lie in the 5% range, and the greedy walk from the base
