@@ -162,7 +162,7 @@ def compress(parser: argparse.ArgumentParser) -> Handler:
     but no accuracy measurement; fine-tune the result on real data). With
     --data every candidate is fine-tuned and scored on validation accuracy.
     Writes OUT/model.keras, OUT/model.tflite (and OUT/model_int8.tflite with
-    --int8), OUT/report.json, OUT/pareto.png and OUT/model.preprocess.json (the
+    --int8), OUT/report.json (every trial in OUT/report.history.jsonl.gz), OUT/pareto.png and OUT/model.preprocess.json (the
     input scaling, which `layernas export` reads back); the search state lives
     in OUT/search, so running the same command again resumes. --target-latency-ms
     searches on a latency model fitted to --calibration-archs measured

@@ -28,8 +28,8 @@ def run(out_dir: str, target_madds: float = DEFAULT_TARGET, weights: str | None 
 
     Args:
         out_dir: folder for ``model.keras``, ``model.preprocess.json``,
-            ``model.tflite``, ``report.json`` and ``pareto.png`` (created if
-            missing).
+            ``model.tflite``, ``report.json`` (its trials in
+            ``report.history.jsonl.gz``) and ``pareto.png`` (created if missing).
         target_madds: the MAdds budget.
         weights: ``None`` (random, offline) or ``"imagenet"``.
         max_trials: cap on search trials; None runs the complete search.

@@ -432,13 +432,23 @@ class CompressionSearch:
         range that a combination of changes hits (a small CNN at half its
         MAdds: no walk landed, two architectures lay inside). LayerNAS keeps
         several architectures per cost bucket of every layer, so it finds
-        those; data-free its trials are table look-ups (seconds on MobileNetV2).
+        those; data-free its trials are table look-ups (seconds on MobileNetV2),
+        shown on a bar of their own.
         """
         search = LayerNAS(space.options, space.cost, target=self.config.target,
                           num_buckets=self.config.num_buckets, per_bucket=self.config.per_bucket,
                           seed=self.config.seed)
+        if self.config.verbose:
+            print("Completing to the target: no greedy walk from the best candidates lands in "
+                  f"[{self.config.target.low:.4g}, {self.config.target.high:.4g}] {self.config.target.unit}; "
+                  "searching the space completely, scored data-free.", flush=True)
+        progress = Progress(None, self.config.verbose, DATA_FREE_SCORE, every=_DATA_FREE_BAR_EVERY,
+                            cost_unit=self.config.cost_unit)
         while (candidate := search.ask()) is not None:
-            search.tell(candidate, scorer(candidate.arch))
+            score = scorer(candidate.arch)
+            search.tell(candidate, score)
+            progress.trial(candidate.cost, score, search.in_target(candidate.cost))
+        progress.close()
         best = search.best()
         return None if best is None else best[0]
 
@@ -465,7 +475,11 @@ class CompressionSearch:
         candidates = [] if best is None else [(best[1], best[0], False)]
         completion_trials = []
         failure = None
-        for arch in self._completions(space, engine, scorer):
+        completions = self._completions(space, engine, scorer)
+        if trainer is not None and self.config.verbose:
+            print(f"Completing to the target: training {len(completions)} greedy completion(s) "
+                  f"for {self.config.epochs_per_trial} epoch(s) each.", flush=True)
+        for arch in completions:
             if trainer is None:
                 score = scorer(arch)
             else:

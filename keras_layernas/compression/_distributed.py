@@ -4,21 +4,20 @@ In KerasTuner's chief/worker mode the chief serves the oracle over gRPC and
 trains nothing, and a worker's oracle is a gRPC client without the LayerNAS
 engine. So the chief alone can choose the winner (from its engine, or by greedy
 completion) and fine-tune it. It then publishes the result in the project
-directory every process shares: the slim model's weights first, ``report.json``
-last, each written atomically, so a reader that sees the report finds the
+directory every process shares: the slim model's weights first, then the
+trial history, ``report.json`` last, each written atomically, so a reader that sees the report finds the
 weights complete. A worker, once the chief has told it the search is over,
 waits for that report and rebuilds the same model with the same weights.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 
 from keras_tuner.src.distribute import utils as keras_tuner_distribute
 
 from keras_layernas._io import atomic_path
-from keras_layernas.compression._result import CompressionResult
+from keras_layernas.compression._result import CompressionResult, history_path
 from keras_layernas.surgery.space import Arch, SearchSpace
 
 REPORT_FILE = "report.json"
@@ -47,14 +46,14 @@ def clear_result(project_dir: str) -> None:
     Workers read the result only after this chief told them the search is over,
     so whatever they find afterwards was published by this run.
     """
-    for name in (REPORT_FILE, WEIGHTS_FILE):
-        path = os.path.join(project_dir, name)
+    report = os.path.join(project_dir, REPORT_FILE)
+    for path in (report, os.path.join(project_dir, WEIGHTS_FILE), history_path(report)):
         if os.path.exists(path):
             os.remove(path)
 
 
 def publish_result(project_dir: str, result: CompressionResult) -> None:
-    """Write the slim model's weights, then ``report.json``, for the workers."""
+    """Write the slim model's weights, then the history and ``report.json``, for the workers."""
     os.makedirs(project_dir, exist_ok=True)
     # Keras insists on the ".weights.h5" suffix, so the temporary file keeps it.
     with atomic_path(os.path.join(project_dir, WEIGHTS_FILE), suffix=".weights.h5") as temporary:
@@ -108,11 +107,10 @@ def wait_for_result(project_dir: str, space: SearchSpace, timeout_s: float = WOR
                 "uses the same shared `directory`."
             )
         time.sleep(poll_s)
-    with open(report_path) as f:
-        report = json.load(f)
+    report = CompressionResult.read_report(report_path)
     arch = _arch_of_report(space, report["arch"])
     model = space.materialize(arch)
     model.load_weights(os.path.join(project_dir, WEIGHTS_FILE))
-    fields = {k: v for k, v in report.items() if k != "arch"}
+    fields = {k: v for k, v in report.items() if k not in ("arch", "history_trials")}
     fields["target"] = tuple(fields["target"])
     return CompressionResult(model=model, arch=space.as_dict(arch), **fields)

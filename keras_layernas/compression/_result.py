@@ -3,12 +3,20 @@
 :class:`CompressionResult` holds the slim model, the chosen architecture, the
 search history and Pareto front, and a per-layer before/after table; it prints
 as a summary, saves as ``report.json`` and plots as ``pareto.png``.
+
+The report stays small whatever the trial count (the complete data-free search
+over MobileNetV2 tells some 22,500 trials, 21.8 MB of JSON when the report held
+them): every trial goes to a gzip-compressed JSON-lines file beside it,
+``report.history.jsonl.gz`` for ``report.json``, and the report keeps the
+Pareto front, the trial count and that file's name.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -76,6 +84,12 @@ def _madds_by_layer(model: keras.Model, input_shape: tuple | None = None) -> dic
     return costs
 
 
+def history_path(report_path: str | os.PathLike) -> Path:
+    """Where the trials of the report at ``report_path`` go: ``NAME.history.jsonl.gz`` beside it."""
+    report_path = Path(report_path)
+    return report_path.with_name(report_path.stem + ".history.jsonl.gz")
+
+
 @dataclass
 class CompressionResult:
     """The outcome of :meth:`keras_layernas.CompressionSearch.run`.
@@ -97,8 +111,9 @@ class CompressionResult:
         trials: number of evaluated candidates.
         search_seconds: wall time of the search (completion and final
             fine-tuning included).
-        history: every trial: ``{"id", "layer", "madds", "score"}``, plus
-            ``"latency_ms"`` (predicted) when searched under latency.
+        history: every trial: ``{"id", "layer", "madds", "score", "arch"}``,
+            plus ``"latency_ms"`` (predicted) when searched under latency;
+            saved beside the report, not in it (:meth:`save_report`).
         pareto_front: best candidate per cost bucket of the last layer.
         layers: the per-layer table (see :func:`layer_table`).
         cost: what the search minimized towards the target: ``"madds"`` or
@@ -130,7 +145,7 @@ class CompressionResult:
     latency: dict | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Everything but the model, JSON-ready."""
+        """Everything but the model and the history, JSON-ready; ``history_trials`` counts the history."""
         return {
             "arch": {k: encode_option(v) for k, v in self.arch.items()},
             "target": list(self.target),
@@ -148,12 +163,28 @@ class CompressionResult:
             "latency": self.latency,
             "layers": self.layers,
             "pareto_front": self.pareto_front,
-            "history": self.history,
+            "history_trials": len(self.history),
         }
 
-    def save_report(self, path: str) -> None:
-        """Write :meth:`to_dict` as JSON (atomically: a reader never sees half)."""
-        write_atomically(path, json.dumps(self.to_dict(), indent=1))
+    def save_report(self, path: str | os.PathLike) -> None:
+        """Write the history beside ``path``, then :meth:`to_dict` as JSON at ``path``.
+
+        Both atomically, the report last: a reader that finds the report finds
+        its whole history (:meth:`read_report`).
+        """
+        history = history_path(path)
+        lines = "".join(json.dumps(trial) + "\n" for trial in self.history)
+        write_atomically(history, gzip.compress(lines.encode("utf-8"), mtime=0))
+        write_atomically(path, json.dumps({**self.to_dict(), "history_file": history.name}, indent=1))
+
+    @staticmethod
+    def read_report(path: str | os.PathLike) -> dict[str, Any]:
+        """A saved report with its ``history`` read back from the file beside it."""
+        with open(path) as f:
+            report = json.load(f)
+        with gzip.open(Path(path).with_name(report.pop("history_file")), "rt", encoding="utf-8") as f:
+            report["history"] = [json.loads(line) for line in f]
+        return report
 
     def plot_pareto(self, path: str) -> None:
         """MAdds vs score of every trial, Pareto front, target band, chosen model."""

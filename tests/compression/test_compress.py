@@ -138,6 +138,20 @@ def test_report_json_plot_and_summary_describe_the_chosen_model(mobilenet, tmp_p
     assert (tmp_path / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_report_json_stays_small_and_the_history_is_written_beside_it(mobilenet, tmp_path):
+    result = CompressionSearch(mobilenet, 6e6, max_trials=2000, verbose=0).run()
+    result.save_report(tmp_path / "report.json")
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert "history" not in report and report["history_trials"] == len(result.history) >= 2000
+    assert report["history_file"] == "report.history.jsonl.gz"
+    assert report["pareto_front"] == json.loads(json.dumps(result.pareto_front))
+    # the report's size does not grow with the trials: the history holds them
+    assert (tmp_path / "report.json").stat().st_size < 60_000
+    read = layernas.CompressionResult.read_report(tmp_path / "report.json")
+    assert read["history"] == json.loads(json.dumps(result.history))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.history.jsonl.gz", "report.json"]
+
+
 def test_verbose_zero_prints_nothing(capsys):
     CompressionSearch(small_cnn(), 1e6, verbose=0).run()
     assert capsys.readouterr().out == ""
@@ -439,7 +453,7 @@ def test_callbacks_that_are_not_keras_callbacks_are_refused():
         CompressionSearch(small_cnn(), 1e6, callbacks=["CSVLogger"])
 
 
-def test_target_is_reached_with_one_trial_where_every_greedy_walk_steps_over_it():
+def test_target_is_reached_with_one_trial_where_every_greedy_walk_steps_over_it(capsys):
     # Two 3x3 convs around a depthwise one at 8x8: at half the MAdds two
     # architectures lie in the 5% range, and the greedy walk from the base
     # (what max_trials=1 has to start from) steps over it.
@@ -457,9 +471,13 @@ def test_target_is_reached_with_one_trial_where_every_greedy_walk_steps_over_it(
     space = shrink_only(SearchSpace.from_model(model))
     keep = RetainedImportance(SearchSpace.from_model(model), model).log_term
     assert complete_to_target(space, space.base_arch, keep, (0.95 * target, target)) is None
-    result = CompressionSearch(model, target, max_trials=1, verbose=0).run()
+    result = CompressionSearch(model, target, max_trials=1, verbose=1).run()
     assert 0.95 * target <= layernas.count_madds(result.model) <= target
     assert result.completed and result.trials == 1
+    # the complete search standing in for the walks says so, and shows a bar of its trials
+    printed = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)  # the bar's colours
+    assert "Completing to the target: no greedy walk" in printed
+    assert re.search(r"(\d+)/\1 .*/trial", printed.split("Completing to the target")[1])
 
 
 def test_retained_importance_ranks_a_group_by_its_producers_not_its_readers():
