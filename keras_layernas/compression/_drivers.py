@@ -25,6 +25,7 @@ import json
 import math
 import os
 import time
+import warnings
 from typing import Any, Callable
 
 import keras
@@ -36,7 +37,7 @@ from keras_layernas import _io
 from keras_layernas._io import atomic_path, write_atomically
 from keras_layernas.search import LayerNAS, Target
 from keras_layernas.surgery.space import Arch, SearchSpace
-from keras_layernas.tuner import LayerNASTuner
+from keras_layernas.tuner import LayerNASTuner, TrialBudgetWarning
 
 STATE_FILE = "layernas_state.json"
 # Seconds between two state saves of the in-process search.
@@ -251,13 +252,16 @@ def search_with_tuner(
         ``max_trials``); None on a worker, whose oracle lives in the chief.
     """
     worker = role() == "worker"
-    tuner = CompressionTuner(
-        space, trainer, epochs, progress,
-        directory=directory, project_name=project_name,
-        # The chief owns the shared project: a worker starting later with
-        # overwrite=True would delete the oracle state the chief is writing.
-        overwrite=overwrite and not worker, **settings,
-    )
+    with warnings.catch_warnings():
+        # compress completes its best candidates to the target whatever max_trials is
+        warnings.simplefilter("ignore", TrialBudgetWarning)
+        tuner = CompressionTuner(
+            space, trainer, epochs, progress,
+            directory=directory, project_name=project_name,
+            # The chief owns the shared project: a worker starting later with
+            # overwrite=True would delete the oracle state the chief is writing.
+            overwrite=overwrite and not worker, **settings,
+        )
     # KerasTuner's own display would print around every trial; Progress does.
     tuner.search(verbose=0)
     return None if worker else tuner.oracle.search

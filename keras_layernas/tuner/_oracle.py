@@ -14,6 +14,7 @@ import math
 import numbers
 import os
 import time
+import warnings
 from typing import Any, Callable, Mapping
 
 import keras_tuner
@@ -47,6 +48,30 @@ def write_json_atomically(path: str, obj: Any) -> None:
         keras_tuner_utils.save_json(path, obj)
         return
     write_atomically(path, json.dumps(obj))
+
+
+class TrialBudgetWarning(UserWarning):
+    """``max_trials`` ends before LayerNAS proposes its first architecture inside ``target``."""
+
+
+def first_in_target_trial(space: SearchSpace, search_args: Mapping[str, Any]) -> int | None:
+    """The trial at which LayerNAS, all scores equal, first proposes an in-target architecture.
+
+    LayerNAS goes layer by layer and keeps the layers it has not reached at
+    their base (dearest) options, so with a target far below the base its
+    first in-target candidate comes late. Scores choose which candidates a
+    bucket keeps, not when a layer is reached, so equal scores give a fair
+    estimate; costs are all it computes (no training). None: a complete
+    search proposes none.
+    """
+    probe = LayerNAS(space.options, space.cost, **{**search_args, "max_trials": None})
+    asked = 0
+    while (candidate := probe.ask()) is not None:
+        asked += 1
+        if probe.in_target(candidate.cost):
+            return asked
+        probe.tell(candidate, 0.0)
+    return None
 
 
 class LayerNASOracle(keras_tuner.Oracle):
@@ -89,7 +114,11 @@ class LayerNASOracle(keras_tuner.Oracle):
         target: ``(low, high)`` cost range of the wanted architecture, in the
             space's cost unit (MAdds for model spaces).
         max_trials: optional cap on the number of trials; ``None`` runs until
-            LayerNAS has nothing left to expand.
+            LayerNAS has nothing left to expand. A cap that ends before
+            LayerNAS's first in-target candidate (estimated by
+            :func:`first_in_target_trial`) gives a :class:`TrialBudgetWarning`
+            naming the trials it needs: until an in-target trial completes,
+            ``get_best_models()`` is empty and ``results_summary()`` prints none.
         num_buckets: LayerNAS's H, cost buckets per layer.
         per_bucket: LayerNAS's k, candidates kept per bucket.
         seed: seed of the LayerNAS search (deterministic for a seed and a
@@ -161,6 +190,8 @@ class LayerNASOracle(keras_tuner.Oracle):
         search_args = dict(target=target, num_buckets=num_buckets, per_bucket=per_bucket,
                            seed=seed, max_trials=max_trials)
         search = LayerNAS(space.options, space.cost, **search_args)
+        if max_trials is not None:
+            self._warn_if_no_trial_reaches(space, search_args, search.target)
         super().__init__(
             objective=objective,
             max_trials=max_trials,
@@ -185,9 +216,36 @@ class LayerNASOracle(keras_tuner.Oracle):
         # tuner_id -> time.monotonic() of its last create_trial call
         self._tuner_heard: dict[str, float] = {}
 
+    @staticmethod
+    def _warn_if_no_trial_reaches(space: SearchSpace, search_args: Mapping[str, Any],
+                                  target: tuple[float, float]) -> None:
+        """Say up front when ``max_trials`` ends before the first in-target candidate."""
+        max_trials = search_args["max_trials"]
+        first = first_in_target_trial(space, search_args)
+        if first is not None and first <= max_trials:
+            return
+        if first is None:
+            when, fix = "a complete search proposes none", "Widen target"
+        else:
+            when = f"its first in-target candidate comes at about trial {first}"
+            fix = (f"Raise max_trials to at least {first} (a few times more to compare "
+                   "candidates), or use layernas.compress(model, ..., data=..., max_trials=...), "
+                   "which completes its best candidates to the target")
+        warnings.warn(
+            f"max_trials={max_trials} ends before LayerNAS proposes an architecture inside "
+            f"target ({target[0]:.6g}, {target[1]:.6g}): it searches layer by layer with the "
+            f"layers it has not reached at their base options, and {when}. Until a trial in "
+            "target completes, get_best_models() and get_best_hyperparameters() are empty and "
+            f"results_summary() lists none. {fix}.", TrialBudgetWarning, stacklevel=3)
+
     # -- KerasTuner hooks -------------------------------------------------------
     def populate_space(self, trial_id: str) -> dict[str, Any]:
-        """Hand out LayerNAS's next architecture as the trial's hyperparameters."""
+        """Hand out LayerNAS's next architecture as the trial's hyperparameters.
+
+        Every other hyperparameter of the user's build (e.g. ``hp.Float("lr")``)
+        is pinned to its default, so that trials differ in their architecture
+        alone (KerasTuner would otherwise sample it at random per trial).
+        """
         candidate = self._search.ask()
         if candidate is None:
             status = TrialStatus.STOPPED if self._search.finished else TrialStatus.IDLE
@@ -197,7 +255,10 @@ class LayerNASOracle(keras_tuner.Oracle):
         # option values as JSON gave them back (a KernelWidth becomes a plain
         # tuple, which would encode differently).
         arch = tuple(layer.options[i] for layer, i in zip(self.space.layers, candidate.indices))
-        return {"status": TrialStatus.RUNNING, "values": self.space.encode(arch)}
+        values = self.space.encode(arch)
+        for hyperparameter in self.hyperparameters.space:
+            values.setdefault(hyperparameter.name, hyperparameter.default)
+        return {"status": TrialStatus.RUNNING, "values": values}
 
     def create_trial(self, tuner_id: str) -> Trial:
         """KerasTuner's ``create_trial``, holding the caller back on ``"IDLE"``.

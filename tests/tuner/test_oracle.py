@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import warnings
 
 import keras_tuner
 import pytest
@@ -12,7 +13,7 @@ from keras_tuner.engine.trial import TrialStatus
 from keras_layernas.search import LayerNAS
 from keras_layernas.surgery import SearchSpace
 from keras_layernas.surgery.space import SearchLayer
-from keras_layernas.tuner import LayerNASOracle
+from keras_layernas.tuner import LayerNASOracle, TrialBudgetWarning
 from keras_layernas.tuner._oracle import write_json_atomically
 
 WIDTHS = {"l1": [32, 24, 16, 8], "l2": [32, 24, 16, 8], "l3": [32, 24, 16, 8]}
@@ -274,3 +275,32 @@ def test_trial_that_reported_before_a_crash_is_ended_on_reload_not_rerun(
     assert [(r.arch, r.score) for r in resumed.search.history] == [
         (crashed.architecture(trial), told)]
     assert resumed.create_trial("tuner0").trial_id != trial.trial_id
+
+
+# -- a max_trials below one pass, and the user's own hyperparameters ---------------------
+def _layer_by_layer_space():
+    # Layer a's options with b at its base cost 16, 12, 8, 4: the 4th trial is the first in (3, 4).
+    return SearchSpace.from_options({"a": [4, 3, 2, 1], "b": [4, 3, 2, 1]},
+                                    cost_fn=lambda v: v["a"] * v["b"])
+
+
+def test_max_trials_before_the_first_in_target_candidate_is_warned_naming_the_trials_needed():
+    with pytest.warns(TrialBudgetWarning, match=r"max_trials=3 .*about trial 4\..*at least 4"):
+        LayerNASOracle(_layer_by_layer_space(), objective="val_accuracy", target=(3, 4), max_trials=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrialBudgetWarning)
+        LayerNASOracle(_layer_by_layer_space(), objective="val_accuracy", target=(3, 4), max_trials=4)
+
+
+def test_hyperparameters_of_the_users_build_are_pinned_to_their_default(tmp_path):
+    class Tuner(keras_tuner.Tuner):
+        def run_trial(self, trial, *args, **kwargs):
+            hp = trial.hyperparameters
+            learning_rates.append(hp.Float("lr", 1e-4, 1e-1, sampling="log", default=1e-3))
+            return {"score": -hp["a"] * hp["b"]}
+
+    learning_rates = []
+    oracle = LayerNASOracle(_layer_by_layer_space(), objective=keras_tuner.Objective("score", "max"),
+                            target=(3, 4), max_trials=6)
+    Tuner(oracle=oracle, directory=str(tmp_path), project_name="pinned").search(verbose=0)
+    assert learning_rates == [1e-3] * 6
