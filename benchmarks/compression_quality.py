@@ -197,10 +197,10 @@ def global_magnitude_arch(space: layernas.SearchSpace, model: keras.Model,
         if layer.kind == "kernel":
             scores.append(None)
             continue
-        gammas = [np.abs(model.get_layer(name).gamma.numpy()) for name in layer.owners
-                  if isinstance(model.get_layer(name), keras.layers.BatchNormalization)
-                  and model.get_layer(name).gamma is not None
-                  and model.get_layer(name).gamma.shape[0] == width_of(base)]
+        norms = [model.get_layer(name) for name in layer.owners]
+        gammas = [np.abs(bn.gamma.numpy()) for bn in norms
+                  if isinstance(bn, keras.layers.BatchNormalization)
+                  and bn.gamma is not None and bn.gamma.shape[0] == width_of(base)]
         if not gammas:
             scores.append(None)
             continue

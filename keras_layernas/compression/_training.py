@@ -168,10 +168,8 @@ class Trainer:
         """
         labels = (train if train is not None else self.validation).element_spec[1]
         kwargs = dict(self.compile_kwargs or default_compile_kwargs(model, labels))
-        optimizer = kwargs.get("optimizer")
-        if isinstance(optimizer, keras.optimizers.Optimizer):
-            # An optimizer instance serves one model only: give each its own copy.
-            kwargs["optimizer"] = optimizer.from_config(optimizer.get_config())
+        if "optimizer" in kwargs:
+            kwargs["optimizer"] = _own_copy(kwargs["optimizer"])
         model.compile(**kwargs)
 
     def evaluate(self, model: keras.Model) -> dict[str, float]:
@@ -229,12 +227,17 @@ class Trainer:
             return None
         labels = train.element_spec[1]
         defaults = default_compile_kwargs(model, labels)
-        optimizer = (self.compile_kwargs or {}).get("optimizer", defaults["optimizer"])
-        if isinstance(optimizer, keras.optimizers.Optimizer):
-            optimizer = optimizer.from_config(optimizer.get_config())
+        optimizer = _own_copy((self.compile_kwargs or {}).get("optimizer", defaults["optimizer"]))
         combined = with_teacher(model, self.teacher)
         combined.compile(optimizer=optimizer, loss=DistillationLoss(
             classes=int(model.outputs[0].shape[-1]),
             from_logits=defaults["loss"].get_config().get("from_logits", True),
             sparse=isinstance(defaults["loss"], keras.losses.SparseCategoricalCrossentropy)))
         return combined
+
+
+def _own_copy(optimizer: Any) -> Any:
+    """A fresh copy of an optimizer instance (one serves one model only); names pass as they are."""
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        return optimizer.from_config(optimizer.get_config())
+    return optimizer
