@@ -166,7 +166,9 @@ FINETUNE_RECIPE = {
     "data": "the base's 45k training split and augmentation",
     "bn": "BatchNorm statistics re-estimated on 20 training batches before evaluation",
 }
-# LayerNAS trials with data: trained on this many training images each epoch
+# Trials with data (compress_data, random_search): this many, each trained on this many
+# training images per epoch
+TRIALS = 24
 TRIAL_IMAGES = 5_000
 METHODS = ("base_finetuned", "uniform_inherited", "global_magnitude", "compress_free",
            "compress_data", "random_search", "uniform_scratch")
@@ -269,6 +271,39 @@ def trial_data(splits: dict) -> tuple:
     return train, validation
 
 
+def frozen_teacher(base: keras.Model) -> keras.Model:
+    """A frozen copy of the base: what compress() distils its trials from."""
+    teacher = keras.models.clone_model(base)
+    teacher.set_weights(base.get_weights())
+    teacher = keras.Model(teacher.inputs[0], teacher.outputs[0], name="teacher")
+    teacher.trainable = False
+    return teacher
+
+
+def random_search(base: keras.Model, target: tuple, train, validation) -> tuple[keras.Model, dict]:
+    """``TRIALS`` uniformly random in-target architectures of compress()'s data space, each
+    given compress()'s trial (the same Trainer: BN re-estimation, one distilled epoch, inference-
+    mode validation accuracy); the best, with its trial's weights, gets compress()'s default
+    final fine-tune (one epoch)."""
+    space = layernas.SearchSpace.from_model(base)
+    trainer = layernas.compression.Trainer(train, validation, teacher=frozen_teacher(base))
+    search = layernas.RandomSearch(space.options, space.cost, target=target, seed=0, max_trials=TRIALS)
+    best, scores = None, []
+    while (candidate := search.ask()) is not None:
+        model = space.materialize(candidate.arch)
+        score = trainer.fine_tune(model, 1)
+        search.tell(candidate, score)
+        scores.append(score)
+        log(f"random_search trial {len(scores)}: {candidate.cost / 1e6:.2f} MMAdds, val {score:.4f}")
+        if best is None or score > best[0]:
+            best = (score, model)
+    if best is None:
+        raise RuntimeError(f"RandomSearch found no architecture in {target}: widen the tolerance")
+    trial_score = trainer.fine_tune(best[1], 1)
+    return best[1], {"trials": len(scores), "trials_in_target": len(scores), "trial_scores": scores,
+                     "trial_score": trial_score}
+
+
 def slim_model(method: str, fraction: float, base: keras.Model, splits: dict) -> tuple[keras.Model, dict]:
     """The method's model at ``fraction`` of the base MAdds, before the final fine-tune."""
     space = layernas.SearchSpace.from_model(base)
@@ -289,16 +324,19 @@ def slim_model(method: str, fraction: float, base: keras.Model, splits: dict) ->
         model = fine.materialize(global_magnitude_arch(fine, base, target))
     elif method == "compress_free":
         model = layernas.compress(base, high, verbose=0)
-    elif method in ("compress_data", "random_search"):
+    elif method == "compress_data":
         train, validation = trial_data(splits)
         search = layernas.CompressionSearch(
-            base, high, data=train, validation_data=validation, max_trials=24, verbose=1,
-            directory=WORK / "searches", project_name=f"{method}_{fraction}",
-            **({"algorithm": "random"} if method == "random_search" else {}))
+            base, high, data=train, validation_data=validation, max_trials=TRIALS, verbose=1,
+            directory=WORK / "searches", project_name=f"{method}_{fraction}")
         result = search.run()
         model = result.model
-        info = {"trials": result.trials, "completed": result.completed,
-                "trials_in_target": sum(target[0] <= h["madds"] <= target[1] for h in result.history)}
+        info = {"trials": result.trials, "completed": result.completed, "start": search.config.start,
+                "trials_in_target": sum(target[0] <= h["madds"] <= target[1] for h in result.history),
+                "trial_scores": [h["score"] for h in result.history],
+                "first_trial_score": result.history[0]["score"], "trial_score": result.score}
+    elif method == "random_search":
+        model, info = random_search(base, target, *trial_data(splits))
     else:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
     info["search_s"] = time.perf_counter() - started

@@ -20,6 +20,7 @@ per phase, each costing ``sum |S_i|`` cost evaluations (microseconds each).
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, Sequence
 
 from keras_layernas.search import Target
@@ -28,18 +29,19 @@ from keras_layernas.surgery.space import Arch, SearchSpace
 LogTerm = Callable[[int, object], float]
 
 
-def _moves(space: SearchSpace, arch: Arch) -> list[tuple[Arch, int, object]]:
-    """Every architecture one layer's option away from ``arch``."""
+def _moves(space: SearchSpace, arch: Arch, free: range) -> list[tuple[Arch, int, object]]:
+    """Every architecture one option of a ``free`` layer away from ``arch``."""
     moves = []
-    for index, layer in enumerate(space.layers):
-        for option in layer.options:
+    for index in free:
+        for option in space.layers[index].options:
             if option != arch[index]:
                 moves.append((arch[:index] + (option,) + arch[index + 1 :], index, option))
     return moves
 
 
 def complete_to_target(
-    space: SearchSpace, arch: Sequence, log_term: LogTerm, target: tuple[float, float]
+    space: SearchSpace, arch: Sequence, log_term: LogTerm, target: tuple[float, float],
+    first_free: int = 0,
 ) -> Arch | None:
     """Move ``arch`` into the cost range ``target`` by the greedy rule above.
 
@@ -48,6 +50,7 @@ def complete_to_target(
         arch: the starting architecture, usually the best too-expensive candidate.
         log_term: ``(layer index, option) -> log importance kept`` (<= 0).
         target: the cost range (a :class:`~keras_layernas.search.Target` or ``(low, high)``).
+        first_free: layers before this index keep their option.
 
     Returns:
         An architecture whose cost lies in ``target``, or None when the greedy
@@ -64,13 +67,14 @@ def complete_to_target(
     low, high = target
     current = tuple(arch)
     cost = space.cost(current)
+    free = range(first_free, len(space.layers))
 
     def gain(move: tuple[Arch, int, object]) -> float:
         _, index, option = move
         return log_term(index, option) - log_term(index, current[index])
 
     while cost > high:
-        cheaper = [(m, space.cost(m[0])) for m in _moves(space, current)]
+        cheaper = [(m, space.cost(m[0])) for m in _moves(space, current, free)]
         cheaper = [(m, c) for m, c in cheaper if c < cost]
         if not cheaper:
             return None
@@ -82,10 +86,61 @@ def complete_to_target(
         move, cost = max(above, key=lambda mc: (gain(mc[0]) / (cost - mc[1]), mc[1]))
         current = move[0]
     while cost < low:
-        dearer = [(m, space.cost(m[0])) for m in _moves(space, current)]
+        dearer = [(m, space.cost(m[0])) for m in _moves(space, current, free)]
         dearer = [(m, c) for m, c in dearer if cost < c <= high]
         if not dearer:
             return None
         move, cost = max(dearer, key=lambda mc: (gain(mc[0]) / (mc[1] - cost), -mc[1]))
         current = move[0]
     return current
+
+
+
+def first_unsearched(space: SearchSpace, arch: Sequence) -> int:
+    """Index of the first layer after the last one that differs from its first option.
+
+    LayerNAS's layer-l candidate is ``(s_1..s_l, o_{l+1..L})``: the layers it
+    has not searched yet hold their first option (the base model's). Read from
+    the architecture alone, so every process of a distributed search agrees.
+    """
+    return max((i + 1 for i, (layer, option) in enumerate(zip(space.layers, arch))
+                if option != layer.options[0]), default=0)
+
+
+def pin_searched(space: SearchSpace, arch: Sequence) -> SearchSpace:
+    """``space`` with the layers before :func:`first_unsearched` fixed to ``arch``'s options."""
+    free = first_unsearched(space, arch)
+    return space.with_layers([
+        layer if index >= free else dataclasses.replace(layer, options=(arch[index],))
+        for index, layer in enumerate(space.layers)])
+
+
+def greedy_fill(space: SearchSpace, arch: Sequence, log_term: LogTerm,
+                target: tuple[float, float]) -> Arch | None:
+    """``arch`` with its not-yet-searched layers cut greedily until it lies in ``target``.
+
+    A LayerNAS candidate lies far above a deep target until its last layers
+    are searched, so with data (a fine-tune per trial) a budget of a few dozen
+    trials never trains a model of the target's cost. Filled, every trial
+    trains one: the layers from :func:`first_unsearched` on are cut by
+    :func:`complete_to_target`'s greedy rule, and the trial's score stands for
+    the searched choices. LayerNAS still buckets candidates by their own cost,
+    so its layer-by-layer bookkeeping is unchanged.
+
+    Returns:
+        The filled architecture (``arch`` itself when already in target), or
+        None when the greedy walk over the free layers does not land.
+
+    Example:
+        >>> space = SearchSpace.from_options({"a": [4, 3, 2, 1], "b": [4, 3, 2, 1]},
+        ...                                  cost_fn=lambda v: v["a"] * 10 + v["b"])
+        >>> keep = lambda layer, option: option - 4.0
+        >>> greedy_fill(space, (3, 4), keep, (30, 32))  # a was searched: only b is cut
+        (3, 2)
+        >>> greedy_fill(space, (3, 4), keep, (20, 22)) is None  # b alone cannot get there
+        True
+    """
+    arch = tuple(arch)
+    if Target.of(target).contains(space.cost(arch)):
+        return arch
+    return complete_to_target(space, arch, log_term, target, first_unsearched(space, arch))

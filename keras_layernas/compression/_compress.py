@@ -48,7 +48,7 @@ from typing import Any, Callable, Mapping, Sequence
 import keras
 import keras_tuner
 
-from keras_layernas.compression._completion import complete_to_target
+from keras_layernas.compression._completion import complete_to_target, greedy_fill, pin_searched
 from keras_layernas.compression._config import CompressionConfig
 from keras_layernas.compression._distillation import frozen_copy
 from keras_layernas.compression._distributed import clear_result, publish_result, role, wait_for_result
@@ -217,9 +217,15 @@ class CompressionSearch:
         importance_weighting: how the data-free score (also used to rank greedy
             completions) weighs layers: ``"equal"`` or ``"layers"`` (see
             :mod:`keras_layernas.surgery.importance`).
-        start: the architecture LayerNAS fills unsearched layers with:
-            ``"base"`` (the paper's choice, the base model) or ``"uniform"``
-            (:func:`uniform_arch`, every width scaled by one factor to the target).
+        start: what LayerNAS fills the layers it has not searched yet with:
+            ``"base"`` (the paper's choice, the base model), ``"uniform"``
+            (:func:`uniform_arch`, every width scaled by one factor to the
+            target) or, with data only, ``"greedy"``: each trial's unsearched
+            layers are cut by the greedy completion rule until the model it
+            trains lies in the target
+            (:func:`~keras_layernas.compression._completion.greedy_fill`), so
+            every trial trains a model the user could ship. None: ``"greedy"``
+            with data, ``"base"`` without.
         distill: fine-tune trials and the winner with distillation from the
             base model (cross-entropy plus KL to the base's outputs, see
             :mod:`keras_layernas.compression._distillation`); None: True with
@@ -280,7 +286,7 @@ class CompressionSearch:
         space: SearchSpace | None = None,
         project_name: str = "compress",
         importance_weighting: str = "equal",
-        start: str = "base",
+        start: str | None = None,
         distill: bool | None = None,
         exclude: Sequence[str] = (),
         callbacks: Sequence[keras.callbacks.Callback] | None = None,
@@ -399,7 +405,7 @@ class CompressionSearch:
                                 cost_unit=self.config.cost_unit)
             engine = search_with_tuner(
                 space, trainer, self.config.epochs_per_trial, settings, work_dir,
-                self.config.project_name, self.config.overwrite, progress,
+                self.config.project_name, self.config.overwrite, progress, fill=self._fill,
             )
         progress.close()
         return engine
@@ -425,7 +431,30 @@ class CompressionSearch:
         completions.discard(None)
         return sorted(sorted(completions, key=str), key=scorer.log_score, reverse=True)
 
-    def _searched_completion(self, space: SearchSpace, scorer: RetainedImportance) -> Arch | None:
+    def _filler(self, space: SearchSpace, scorer: RetainedImportance) -> Callable[[Arch], Arch]:
+        """Candidate -> the in-target architecture its trial trains (``start="greedy"``).
+
+        The greedy walk over the unsearched layers first; where it steps over
+        the range, the complete data-free search over those layers; where
+        the searched layers leave no in-target choice, the candidate itself
+        (trained out of target, never the winner). Memoized: the result's
+        history and the choice of the winner ask again.
+        """
+        filled: dict[Arch, Arch] = {}
+
+        def fill(arch: Arch) -> Arch:
+            arch = tuple(arch)
+            if arch not in filled:
+                filled[arch] = (
+                    greedy_fill(space, arch, scorer.log_term, self.config.target)
+                    or self._searched_completion(pin_searched(space, arch), scorer, announce=False)
+                    or arch)
+            return filled[arch]
+
+        return fill
+
+    def _searched_completion(self, space: SearchSpace, scorer: RetainedImportance,
+                             announce: bool = True) -> Arch | None:
         """The best in-target architecture of a complete LayerNAS search scored data-free.
 
         A greedy walk changes one layer at a time and can step over a narrow
@@ -438,12 +467,12 @@ class CompressionSearch:
         search = LayerNAS(space.options, space.cost, target=self.config.target,
                           num_buckets=self.config.num_buckets, per_bucket=self.config.per_bucket,
                           seed=self.config.seed)
-        if self.config.verbose:
+        if announce and self.config.verbose:
             print("Completing to the target: no greedy walk from the best candidates lands in "
                   f"[{self.config.target.low:.4g}, {self.config.target.high:.4g}] {self.config.target.unit}; "
                   "searching the space completely, scored data-free.", flush=True)
-        progress = Progress(None, self.config.verbose, DATA_FREE_SCORE, every=_DATA_FREE_BAR_EVERY,
-                            cost_unit=self.config.cost_unit)
+        progress = Progress(None, self.config.verbose if announce else 0, DATA_FREE_SCORE,
+                            every=_DATA_FREE_BAR_EVERY, cost_unit=self.config.cost_unit)
         while (candidate := search.ask()) is not None:
             score = scorer(candidate.arch)
             search.tell(candidate, score)
@@ -471,12 +500,14 @@ class CompressionSearch:
             ``{"madds", "score", "arch"}`` records of scored completions,
             whose trained models are kept in ``self._trained``.
         """
-        best = engine.best()
+        best = engine.best() if self._fill is None else self._best_filled(space, engine)
         candidates = [] if best is None else [(best[1], best[0], False)]
         completion_trials = []
         failure = None
-        completions = self._completions(space, engine, scorer)
-        if trainer is not None and self.config.verbose:
+        # Filled trials trained in-target models already: their winner needs no completion.
+        completions = [] if best is not None and self._fill is not None else (
+            self._completions(space, engine, scorer))
+        if trainer is not None and completions and self.config.verbose:
             print(f"Completing to the target: training {len(completions)} greedy completion(s) "
                   f"for {self.config.epochs_per_trial} epoch(s) each.", flush=True)
         for arch in completions:
@@ -504,6 +535,17 @@ class CompressionSearch:
         # max keeps the first of equal scores: the searched candidate before completions
         score, arch, completed = max(candidates, key=lambda c: c[0])
         return arch, completed, completion_trials
+
+    def _best_filled(self, space: SearchSpace, engine: LayerNAS) -> tuple[Arch, float] | None:
+        """The best trial whose trained (filled) architecture lies in the target.
+
+        LayerNAS's own ``best`` reads the candidates' costs; with a fill, what
+        each trial trained and scored is ``self._fill(candidate)``.
+        """
+        trained = [(self._fill(r.arch), r.score) for r in engine.history if r.score is not None]
+        in_target = [(arch, score) for arch, score in trained if self.config.target.contains(space.cost(arch))]
+        # max keeps the first of equal scores: the earlier trial
+        return max(in_target, key=lambda pair: pair[1], default=None)
 
     def _calibrate(self, space: SearchSpace) -> LatencyModel:
         """The latency model of ``space``, its measurements cached beside the search.
@@ -549,6 +591,13 @@ class CompressionSearch:
             return {"madds": cost}
         return {"madds": self.space.cost(arch), "latency_ms": cost}
 
+    def _trained_fields(self, space: SearchSpace, arch: Arch, cost: float) -> dict[str, Any]:
+        """Cost fields and encoding of what a trial trained: ``arch`` itself, or its fill."""
+        if self._fill is not None:
+            arch = self._fill(arch)
+            cost = space.cost(arch)
+        return {**self._cost_fields(arch, cost), "arch": space.encode(arch)}
+
     def _result(self, space: SearchSpace, engine: LayerNAS, arch: Arch, slim: keras.Model,
                 completed: bool, direction: str, started: float, score: float,
                 base_score: float, completion_trials: list[dict],
@@ -573,14 +622,12 @@ class CompressionSearch:
             trials=engine.num_told,
             search_seconds=time.perf_counter() - started,
             history=[
-                {"id": r.id, "layer": r.layer, **self._cost_fields(r.arch, r.cost),
-                 "score": as_maximized(r.score, direction),
-                 "arch": space.encode(r.arch)}
+                {"id": r.id, "layer": r.layer, **self._trained_fields(space, r.arch, r.cost),
+                 "score": as_maximized(r.score, direction)}
                 for r in engine.history
             ] + [{"id": None, "layer": "completion", **t} for t in completion_trials],
             pareto_front=[
-                {**self._cost_fields(r.arch, r.cost), "score": as_maximized(r.score, direction),
-                 "arch": space.encode(r.arch)}
+                {**self._trained_fields(space, r.arch, r.cost), "score": as_maximized(r.score, direction)}
                 for r in engine.pareto_front()
             ],
             layers=layer_table(self.space, arch, self.model, slim, self.config.input_shape),
@@ -637,12 +684,13 @@ class CompressionSearch:
         if self.config.start == "uniform":
             space = start_from(space, uniform_arch(space, self.config.target))
         project_dir = None if self.config.directory is None else os.path.join(self.config.directory, self.config.project_name)
+        scorer = RetainedImportance(self.space, self.model, self.config.importance_weighting)
+        self._fill = self._filler(space, scorer) if self.config.start == "greedy" else None
         distributed = role() if trainer is not None else "solo"
         if distributed == "worker":
             return self._run_as_worker(space, trainer, project_dir)
         if distributed == "chief":
             clear_result(project_dir)
-        scorer = RetainedImportance(self.space, self.model, self.config.importance_weighting)
         direction = "max"  # the data-free score: retained importance
         base_score = 1.0
         if trainer is not None:

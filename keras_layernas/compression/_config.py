@@ -22,7 +22,7 @@ from keras_layernas.search import Target
 from keras_layernas.surgery.importance import WEIGHTINGS
 
 COSTS = ("madds", "latency")
-STARTS = ("base", "uniform")
+STARTS = ("base", "uniform", "greedy")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,8 +119,17 @@ class CompressionConfig:
         if weighting not in WEIGHTINGS:
             raise ValueError(f"importance_weighting must be one of {WEIGHTINGS}. "
                              f"Received: importance_weighting={weighting!r}.")
+        if settings["start"] is None:  # with data, every trial trains a model of the target's cost
+            settings["start"] = "greedy" if with_data else "base"
         if settings["start"] not in STARTS:
-            raise ValueError(f"start must be 'base' or 'uniform'. Received: start={settings['start']!r}.")
+            raise ValueError(f"start must be one of {STARTS} or None. Received: start={settings['start']!r}.")
+        if settings["start"] == "greedy" and not with_data:
+            raise ValueError(
+                "start='greedy' fills each trial's unsearched layers so that the model a trial "
+                "trains lies in the target; without data there is no trial training, and the "
+                "complete data-free search reaches the target anyway. Pass data=..., or "
+                "start='base' (the default without data)."
+            )
         name = "target_madds" if cost == "madds" else "target_latency_ms"
         unit = "MAdds" if cost == "madds" else "ms (predicted latency)"
         return cls(

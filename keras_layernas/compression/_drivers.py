@@ -197,23 +197,27 @@ class CompressionTuner(LayerNASTuner):
         epochs: fine-tuning epochs per trial.
         progress: where ended trials are reported.
         target: the search's cost range (a :class:`~keras_layernas.search.Target` or a pair).
+        fill: candidate -> the architecture its trial trains (see
+            :func:`~keras_layernas.compression._completion.greedy_fill`); None
+            trains the candidate itself.
         **kwargs: :class:`LayerNASTuner` arguments.
     """
 
     def __init__(self, space: SearchSpace, trainer: Any, epochs: int, progress: Progress,
-                 target: Target, **kwargs):
+                 target: Target, fill: Callable[[Arch], Arch] | None = None, **kwargs):
         super().__init__(space, objective=trainer.objective, target=target, **kwargs)
         self.space = space
         self.trainer = trainer
         self.epochs = epochs
         self.progress = progress
+        self.fill = fill or (lambda arch: arch)
         # the oracle's own target is out of reach on a worker (an OracleClient)
         self.target = Target.of(target)
 
     def run_trial(self, trial, *args, **kwargs) -> dict[str, float]:
         strategy = self.distribution_strategy
         scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
-        arch = self.space.decode(trial.hyperparameters.values)
+        arch = self.fill(self.space.decode(trial.hyperparameters.values))
         with scope:
             model = self.space.materialize(arch)
             try:
@@ -226,7 +230,7 @@ class CompressionTuner(LayerNASTuner):
     def on_trial_end(self, trial) -> None:
         super().on_trial_end(trial)
         ended = self.oracle.get_trial(trial.trial_id)
-        cost = self.space.cost(self.space.decode(ended.hyperparameters.values))
+        cost = self.space.cost(self.fill(self.space.decode(ended.hyperparameters.values)))
         score = ended.score if ended.status == "COMPLETED" else None
         maximize = self.oracle.objective.direction == "max"
         self.progress.trial(cost, score, self.target.contains(cost), maximize)
@@ -241,6 +245,7 @@ def search_with_tuner(
     project_name: str,
     overwrite: bool,
     progress: Progress,
+    fill: Callable[[Arch], Arch] | None = None,
 ) -> LayerNAS | None:
     """Run the search through LayerNASOracle + :class:`CompressionTuner`.
 
@@ -256,7 +261,7 @@ def search_with_tuner(
         # compress completes its best candidates to the target whatever max_trials is
         warnings.simplefilter("ignore", TrialBudgetWarning)
         tuner = CompressionTuner(
-            space, trainer, epochs, progress,
+            space, trainer, epochs, progress, fill=fill,
             directory=directory, project_name=project_name,
             # The chief owns the shared project: a worker starting later with
             # overwrite=True would delete the oracle state the chief is writing.

@@ -50,3 +50,19 @@ def test_summary_calls_a_difference_inside_the_seed_spread_no_difference():
     assert summary["global_magnitude"]["verdict"] == "better"
     assert summary["uniform_inherited"]["std"] == pytest.approx(0.02)
     assert "verdict" not in summary["uniform_inherited"]
+
+
+
+def test_random_search_baseline_trains_in_target_models_and_returns_the_best(monkeypatch):
+    import benchmarks.compression_quality as quality
+    from tests.compression.test_compress import toy_data
+    from tests.compression.test_greedy_fill import four_conv_cnn
+
+    monkeypatch.setattr(quality, "TRIALS", 3)
+    model = four_conv_cnn()
+    high = 0.4 * layernas.count_madds(model)
+    train, validation = layernas.compression.prepare_data(toy_data(64), toy_data(32, seed=1), (16, 16, 3))
+    slim, info = quality.random_search(model, (0.95 * high, high), train, validation)
+    assert info["trials"] == 3 == len(info["trial_scores"])
+    assert 0.95 * high <= layernas.count_madds(slim) <= high
+    assert all(0 <= s <= 1 for s in info["trial_scores"]) and 0 <= info["trial_score"] <= 1
