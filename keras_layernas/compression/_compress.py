@@ -562,7 +562,7 @@ class CompressionSearch:
                 os.remove(cache)
         return LatencyModel.calibrate(
             space, num_archs=self.config.calibration_archs, runs=self.config.latency_runs, num_threads=1,
-            cache=cache, seed=self.config.seed, verbose=1 if self.config.verbose == 2 else 0,
+            cache=cache, seed=self.config.seed, verbose=min(self.config.verbose, 1),
         )
 
     def _latency_report(self, latency_model: LatencyModel, arch: Arch,
@@ -694,6 +694,9 @@ class CompressionSearch:
         direction = "max"  # the data-free score: retained importance
         base_score = 1.0
         if trainer is not None:
+            if self.config.verbose:
+                print(f"Scoring the base model: {self.config.objective.name} on the validation "
+                      "data.", flush=True)
             base_score = trainer.score(self.space.materialize(self.space.base_arch))
             direction = self.config.objective.direction
         with tempfile.TemporaryDirectory(prefix="layernas-") as scratch:

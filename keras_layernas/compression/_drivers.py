@@ -66,7 +66,10 @@ class Progress:
         self.best_cost: float | None = None
         self._done = 0
         self._bar = None
-        if verbose == 1:
+        # A search of unknown length (data-free: it ends when LayerNAS does)
+        # shows a running count; Keras' Progbar would read "n/Unknown".
+        self._counter = verbose == 1 and total is None
+        if verbose == 1 and total is not None:
             self._bar = keras.utils.Progbar(
                 total, stateful_metrics=["best_" + score_name, "best_" + self.cost_name],
                 unit_name="trial",
@@ -83,7 +86,7 @@ class Progress:
             print(f"trial {self._done}: {cost / self.cost_scale:.2f} {self.cost_name}, "
                   f"{self.score_name} {shown}"
                   f"{' (in target)' if in_target else ''}", flush=True)
-        elif self._bar is not None and self._done % self.every == 0:
+        elif (self._bar is not None or self._counter) and self._done % self.every == 0:
             self._update()
 
     def _update(self) -> None:
@@ -91,14 +94,21 @@ class Progress:
         if self.best is not None:
             values = [("best_" + self.score_name, self.best),
                       ("best_" + self.cost_name, self.best_cost / self.cost_scale)]
-        self._bar.update(self._done, values=values)
+        if self._bar is not None:
+            self._bar.update(self._done, values=values)
+        else:
+            shown = "".join(f" - {name}: {value:.4g}" for name, value in values)
+            print(f"\r{self._done} trials{shown}", end="", flush=True)
 
     def close(self) -> None:
         if self._bar is not None:
-            # The search may end before max_trials (or had no known total): a
-            # bar at its target prints its final line and a newline.
+            # The search may end before max_trials: a bar at its target prints
+            # its final line and a newline.
             self._bar.target = self._done
             self._update()
+        elif self._counter:
+            self._update()
+            print(flush=True)
 
 
 def search_in_process(

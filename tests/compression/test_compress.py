@@ -609,6 +609,17 @@ def test_latency_search_lands_its_prediction_in_target_and_a_resume_measures_not
     assert (tmp_path / "pareto.png").stat().st_size > 0
 
 
+def test_latency_calibration_and_the_data_free_search_show_progress_at_verbose_one(monkeypatch, capsys):
+    monkeypatch.setattr(_latency, "measure_model_latency",
+                        lambda model, **settings: 0.05 + layernas.count_madds(model) / 1e8)
+    model = depthwise_cnn_32()
+    base_ms = 0.05 + layernas.count_madds(model) / 1e8
+    CompressionSearch(model, target_latency_ms=0.6 * base_ms, calibration_archs=3, verbose=1).run()
+    out = capsys.readouterr().out
+    assert [f"latency calibration {n}/3" in out for n in (1, 2, 3)] == [True] * 3
+    assert "Unknown" not in out and re.search(r"\r\d+ trials - best_retained_importance", out)
+
+
 def test_latency_target_above_the_base_prediction_returns_an_unchanged_copy(monkeypatch):
     monkeypatch.setattr(_latency, "measure_model_latency",
                         lambda model, **settings: 0.05 + layernas.count_madds(model) / 1e8)

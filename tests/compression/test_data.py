@@ -133,6 +133,16 @@ def test_progress_bar_shows_best_in_target_score(capsys):
     assert "best_score: 0.4000" in capsys.readouterr().out
 
 
+def test_progress_of_a_search_of_unknown_length_counts_trials_without_unknown(capsys):
+    progress = Progress(total=None, verbose=1, score_name="score", every=2)
+    for cost, score in [(5e6, 0.9), (4e6, 0.4), (4e6, 0.3)]:
+        progress.trial(cost, score, in_target=cost < 4.5e6)
+    progress.close()
+    out = capsys.readouterr().out
+    assert "Unknown" not in out and out.endswith("\n")
+    assert out.split("\r")[-1].strip() == "3 trials - best_score: 0.4 - best_MMAdds: 4"
+
+
 def test_tfds_name_that_cannot_be_loaded_says_what_was_asked(tmp_path, monkeypatch):
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
     with pytest.raises(ValueError, match="could not load 'no_such_dataset_xyz'"):
