@@ -271,6 +271,30 @@ def trial_data(splits: dict) -> tuple:
     return train, validation
 
 
+class FitTimer(keras.callbacks.Callback):
+    """Seconds of every fit, and of its first batch (which includes tf.function tracing)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fits: list[dict] = []
+
+    def on_train_begin(self, logs=None):
+        self._started = self._batch_started = time.perf_counter()
+        self._batches: list[float] = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._batch_started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batches.append(time.perf_counter() - self._batch_started)
+
+    def on_train_end(self, logs=None):
+        steady = float(np.median(self._batches[1:])) if len(self._batches) > 1 else 0.0
+        self.fits.append({"fit_s": time.perf_counter() - self._started, "batches": len(self._batches),
+                          "first_batch_s": self._batches[0] if self._batches else 0.0,
+                          "tracing_s": max(self._batches[0] - steady, 0.0) if self._batches else 0.0})
+
+
 def frozen_teacher(base: keras.Model) -> keras.Model:
     """A frozen copy of the base: what compress() distils its trials from."""
     teacher = keras.models.clone_model(base)
@@ -286,7 +310,8 @@ def random_search(base: keras.Model, target: tuple, train, validation) -> tuple[
     mode validation accuracy); the best, with its trial's weights, gets compress()'s default
     final fine-tune (one epoch)."""
     space = layernas.SearchSpace.from_model(base)
-    trainer = layernas.compression.Trainer(train, validation, teacher=frozen_teacher(base))
+    timer = FitTimer()
+    trainer = layernas.compression.Trainer(train, validation, teacher=frozen_teacher(base), callbacks=[timer])
     search = layernas.RandomSearch(space.options, space.cost, target=target, seed=0, max_trials=TRIALS)
     best, scores = None, []
     while (candidate := search.ask()) is not None:
@@ -301,7 +326,7 @@ def random_search(base: keras.Model, target: tuple, train, validation) -> tuple[
         raise RuntimeError(f"RandomSearch found no architecture in {target}: widen the tolerance")
     trial_score = trainer.fine_tune(best[1], 1)
     return best[1], {"trials": len(scores), "trials_in_target": len(scores), "trial_scores": scores,
-                     "trial_score": trial_score}
+                     "trial_score": trial_score, "fits": timer.fits}
 
 
 def slim_model(method: str, fraction: float, base: keras.Model, splits: dict) -> tuple[keras.Model, dict]:
@@ -326,12 +351,14 @@ def slim_model(method: str, fraction: float, base: keras.Model, splits: dict) ->
         model = layernas.compress(base, high, verbose=0)
     elif method == "compress_data":
         train, validation = trial_data(splits)
+        timer = FitTimer()
         search = layernas.CompressionSearch(
             base, high, data=train, validation_data=validation, max_trials=TRIALS, verbose=1,
-            directory=WORK / "searches", project_name=f"{method}_{fraction}")
+            directory=WORK / "searches", project_name=f"{method}_{fraction}", callbacks=[timer])
         result = search.run()
+        info["fits"] = timer.fits
         model = result.model
-        info = {"trials": result.trials, "completed": result.completed, "start": search.config.start,
+        info |= {"trials": result.trials, "completed": result.completed, "start": search.config.start,
                 "trials_in_target": sum(target[0] <= h["madds"] <= target[1] for h in result.history),
                 "trial_scores": [h["score"] for h in result.history],
                 "first_trial_score": result.history[0]["score"], "trial_score": result.score}

@@ -66,3 +66,6 @@ def test_random_search_baseline_trains_in_target_models_and_returns_the_best(mon
     assert info["trials"] == 3 == len(info["trial_scores"])
     assert 0.95 * high <= layernas.count_madds(slim) <= high
     assert all(0 <= s <= 1 for s in info["trial_scores"]) and 0 <= info["trial_score"] <= 1
+    # 3 trials and the winner's fine-tune, 2 batches of 32 each; the first batch holds the tracing
+    assert [fit["batches"] for fit in info["fits"]] == [2] * 4
+    assert all(0 <= fit["tracing_s"] <= fit["first_batch_s"] <= fit["fit_s"] for fit in info["fits"])
