@@ -58,6 +58,7 @@ from keras_layernas.compression._drivers import (
     search_in_process,
     search_with_tuner,
 )
+from keras_layernas.compression._multi import run_targets
 from keras_layernas.compression._result import CompressionResult, layer_table
 from keras_layernas.surgery.importance import RetainedImportance, option_width
 from keras_layernas.compression._training import NonFiniteTraining, Trainer
@@ -385,6 +386,12 @@ class CompressionSearch:
                        teacher=frozen_copy(self.model) if self.config.distill else None,
                        callbacks=self.config.callbacks)
 
+    def _started(self, space: SearchSpace) -> SearchSpace:
+        """``space`` with the options LayerNAS fills unsearched layers with first (``start``)."""
+        if self.config.start == "uniform":
+            return start_from(space, uniform_arch(space, self.config.target))
+        return space
+
     def _search(self, space: SearchSpace, scorer: RetainedImportance | None,
                 trainer: Trainer | None, project_dir: str | None,
                 work_dir: str | None = None) -> LayerNAS | None:
@@ -624,12 +631,10 @@ class CompressionSearch:
             RuntimeError: no architecture lies in the target range (it is
                 narrower than one option step).
         """
-        if self.config.targets is not None:
-            from keras_layernas.compression._multi import run_targets  # it builds on this module
-
-            return run_targets(self)
         started = time.perf_counter()
         space = shrink_only(self.space) if self.data is None else self.space
+        if self.config.targets is not None:  # several budgets: one search, a result each
+            return run_targets(self, space, started)
         latency_model = None
         if self.config.cost == "latency":
             latency_model = self._calibrate(space)
@@ -642,8 +647,7 @@ class CompressionSearch:
             return self._unchanged(base_cost, started, latency)
         trainer = None if self.data is None else self._trainer()
         self._check_target(space)
-        if self.config.start == "uniform":
-            space = start_from(space, uniform_arch(space, self.config.target))
+        space = self._started(space)
         project_dir = None if self.config.directory is None else os.path.join(self.config.directory, self.config.project_name)
         distributed = role() if trainer is not None else "solo"
         if distributed == "worker":

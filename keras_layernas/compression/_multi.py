@@ -3,11 +3,13 @@
 Phones come in tiers, and each tier wants its own model of the same network.
 Separate searches would repeat most of their work: every search walks the
 same layers from the same base model and differs only in which candidates it
-prunes. So one LayerNAS search runs over the union of the tiers' ranges
-(lowest low to highest high). LayerNAS prunes only candidates that cannot
-reach its target, so every candidate a single tier's search would keep is
-kept here too (its buckets may spend expansions on other tiers' candidates:
-``benchmarks/multi_target.py`` measures what that costs).
+prunes. So one LayerNAS search runs with the union of the tiers' ranges as
+its target (:meth:`Target.union <keras_layernas.search.Target.union>`).
+LayerNAS prunes only candidates whose reachable costs miss its target, here
+every tier's range, so every candidate a single tier's search would keep is
+kept here too; candidates whose costs all fall between two tiers are pruned
+as a single search prunes them. (Its buckets may spend expansions on other
+tiers' candidates: ``benchmarks/multi_target.py`` measures what that costs.)
 
 Then each tier chooses on its own, with the single-target steps of
 :class:`~keras_layernas.compression._compress.CompressionSearch` aimed at its
@@ -16,6 +18,10 @@ it, and the winner is rebuilt (with data: keeps its trial's trained weights
 and is fine-tuned ``finetune_epochs`` on its own). A tier whose budget is at
 or above the base model's cost gets an unchanged copy, as a single target
 does.
+
+The functions here receive the ``CompressionSearch`` (``run()`` hands itself
+over) and call its steps; this module does not import ``_compress``, which
+imports it.
 """
 from __future__ import annotations
 
@@ -23,14 +29,7 @@ import copy
 import dataclasses
 import os
 import tempfile
-import time
 
-from keras_layernas.compression._compress import (
-    CompressionSearch,
-    shrink_only,
-    start_from,
-    uniform_arch,
-)
 from keras_layernas.compression._drivers import load_trained
 from keras_layernas.compression._result import CompressionResult
 from keras_layernas.search import LayerNAS, Target
@@ -56,17 +55,21 @@ def narrowed(engine: LayerNAS, target: Target) -> LayerNAS:
     return view
 
 
-def run_targets(search: CompressionSearch) -> list[CompressionResult]:
+def run_targets(search: CompressionSearch, space: SearchSpace,
+                started: float) -> list[CompressionResult]:
     """One search over the union of ``search.config.targets``, a result per target.
+
+    Args:
+        search: the configured compression, with several targets.
+        space: the space it searches (data-free: without larger kernels).
+        started: ``time.perf_counter()`` when ``run()`` began.
 
     Returns:
         One :class:`CompressionResult` per target, in the order given, each
         with its own ``target``, model in that range and ``completed`` flag;
         ``trials`` is the one search's count for all of them.
     """
-    started = time.perf_counter()
     config = search.config
-    space = shrink_only(search.space) if search.data is None else search.space
     base_cost = space.cost(space.base_arch)
     tiers = [aimed_at(search, target) for target in config.targets]
     searched = [tier for tier in tiers if tier.config.target.high < base_cost]
@@ -75,9 +78,8 @@ def run_targets(search: CompressionSearch) -> list[CompressionResult]:
     if searched:
         for tier in searched:  # every budget below the smallest model fails before any work
             tier._check_target(space)
-        union = Target(min(t.config.target.low for t in searched),
-                       max(t.config.target.high for t in searched),
-                       config.target.unit, config.target.name)
+        union = Target.union([t.config.target for t in searched], config.target.unit,
+                             config.target.name)
         for tier, result in zip(searched, _search_once(aimed_at(search, union), searched, space,
                                                        started)):
             results[tiers.index(tier)] = result
@@ -89,8 +91,7 @@ def _search_once(whole: CompressionSearch, tiers: list[CompressionSearch], space
     """Search ``whole``'s (the union's) range once, then choose and finish each tier."""
     config = whole.config
     trainer = None if whole.data is None else whole._trainer()
-    if config.start == "uniform":
-        space = start_from(space, uniform_arch(space, config.target))
+    space = whole._started(space)
     project_dir = None if config.directory is None else os.path.join(config.directory, config.project_name)
     scorer = RetainedImportance(whole.space, whole.model, config.importance_weighting)
     direction, base_score = "max", 1.0  # the data-free score: retained importance

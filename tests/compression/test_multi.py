@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 
 import keras_layernas as layernas
+from keras_layernas.compression import RetainedImportance, shrink_only
 from keras_layernas.compression._compress import CompressionSearch
 from keras_layernas.compression._training import Trainer
+from keras_layernas.search import LayerNAS, Target
+from keras_layernas.surgery import SearchSpace
 from tests.compression.test_compress import small_cnn, toy_data
 
 
@@ -42,18 +45,30 @@ def test_each_model_lies_in_its_own_range_in_the_order_given(model):
 
 
 def test_one_search_serves_every_target_with_fewer_trials_than_separate_searches(model):
-    targets = ["60%", "57%", "54%"]
+    targets = ["70%", "50%", "30%"]
     results = CompressionSearch(model, targets, verbose=0).run()
-    low = min(r.target[0] for r in results)
-    high = max(r.target[1] for r in results)
-    union = CompressionSearch(model, high, tolerance=1 - low / high, verbose=0).run()
     separate = [CompressionSearch(model, t, verbose=0).run() for t in targets]
-    assert {r.trials for r in results} == {union.trials}
-    assert all(len(r.history) == union.trials for r in results)
-    assert union.trials < sum(s.trials for s in separate)
+    # the one search: LayerNAS over the union of the three ranges, scored data-free
+    space = shrink_only(SearchSpace.from_model(model))
+    scorer = RetainedImportance(space, model)
+    search = LayerNAS(space.options, space.cost, target=Target.union([r.target for r in results]))
+    while (candidate := search.ask()) is not None:
+        search.tell(candidate, scorer(candidate.arch))
+    assert {r.trials for r in results} == {search.num_told}
+    assert all(len(r.history) == search.num_told for r in results)
+    assert search.num_told < sum(s.trials for s in separate)
     # every tier's candidates stay in the one search: no tier scores worse than alone
     for together, alone in zip(results, separate):
         assert together.score >= alone.score - 1e-12
+
+
+def test_the_one_search_skips_candidates_that_fall_between_the_ranges(model):
+    results = CompressionSearch(model, ["70%", "30%"], verbose=0).run()
+    (low30, high30), (low70, high70) = results[1].target, results[0].target
+    last = max(h["layer"] for h in results[0].history)
+    between = [h for h in results[0].history if h["layer"] == last and high30 < h["madds"] < low70]
+    assert between == []
+    assert any(h["layer"] == last for h in results[0].history)
 
 
 def test_percentages_work_inside_the_list(model):
