@@ -13,6 +13,10 @@ MAdds (60%, 45%, 30%):
 Wall time of each way (the lowest of ``--repeats`` runs, alternating which way
 goes first), trials, and each tier's retained importance and MAdds both ways.
 
+The same three trial counts (union, span, separate) and each tier's best score
+for a small depthwise CNN, where a narrow range prunes most of the space, at
+tiers far apart and adjacent.
+
 Run: ``python -m benchmarks.multi_target`` from the repository root.
 """
 from __future__ import annotations
@@ -32,6 +36,7 @@ from keras_layernas.search import LayerNAS, Target
 from keras_layernas.surgery import SearchSpace
 
 TIERS = ("60%", "45%", "30%")
+SMALL_TIERS = ((0.7, 0.5, 0.3), (0.6, 0.57, 0.54))  # shares of the small CNN's MAdds
 
 
 def _one_search(model: keras.Model) -> tuple[float, list]:
@@ -46,15 +51,53 @@ def _separate_searches(model: keras.Model) -> tuple[float, list]:
     return time.perf_counter() - start, results
 
 
+def _searched(space: SearchSpace, scorer: RetainedImportance, target: Target) -> LayerNAS:
+    """One complete data-free LayerNAS search."""
+    search = LayerNAS(space.options, space.cost, target=target)
+    while (candidate := search.ask()) is not None:
+        search.tell(candidate, scorer(candidate.arch))
+    return search
+
+
 def _span_search_trials(model: keras.Model, targets: list[tuple[float, float]]) -> int:
     """Trials of one data-free LayerNAS search over the tiers' span, gaps included."""
     space = shrink_only(SearchSpace.from_model(model))
-    scorer = RetainedImportance(space, model)
     span = Target(min(low for low, _ in targets), max(high for _, high in targets))
-    search = LayerNAS(space.options, space.cost, target=span)
-    while (candidate := search.ask()) is not None:
-        search.tell(candidate, scorer(candidate.arch))
-    return search.num_told
+    return _searched(space, RetainedImportance(space, model), span).num_told
+
+
+def depthwise_cnn() -> keras.Model:
+    """A 32x32 CNN with a depthwise conv: four searchable layers."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="c1")(inputs)
+    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="c2")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(x)
+    x = keras.layers.Conv2D(64, 1, activation="relu", name="c3")(x)
+    outputs = keras.layers.Dense(10, name="head")(keras.layers.GlobalAveragePooling2D()(x))
+    return keras.Model(inputs, outputs)
+
+
+def _small_model_trials() -> list[dict]:
+    """Union, span and separate searches of the small CNN: trials and each tier's best score."""
+    model = depthwise_cnn()
+    space = shrink_only(SearchSpace.from_model(model))
+    scorer = RetainedImportance(space, model)
+    base = space.cost(space.base_arch)
+    rows = []
+    for shares in SMALL_TIERS:
+        ranges = [Target(0.95 * share * base, share * base) for share in shares]
+        searches = {"union": [_searched(space, scorer, Target.union(ranges))],
+                    "span": [_searched(space, scorer, Target(ranges[-1].low, ranges[0].high))],
+                    "separate": [_searched(space, scorer, r) for r in ranges]}
+        row = {"tiers": list(shares)}
+        for way, done in searches.items():
+            per_tier = done if way == "separate" else done * len(ranges)
+            row[way] = {"trials": sum(s.num_told for s in done),
+                        "best": [max(h.score for h in s.history if r.contains(h.cost))
+                                 for s, r in zip(per_tier, ranges)]}
+        rows.append(row)
+    return rows
 
 
 def _tier_rows(results: list) -> list[dict]:
@@ -90,6 +133,7 @@ def main() -> None:
         "separate_searches": {"seconds": separate_times, "trials": sum(r.trials for r in alone),
                               "tiers": _tier_rows(alone)},
         "span_search_trials": _span_search_trials(model, [r.target for r in together]),
+        "small_cnn": _small_model_trials(),
         "load_average_1min": os.getloadavg()[0],
     }
     write_json("multi_target", payload)
@@ -115,6 +159,16 @@ def main() -> None:
         "",
         markdown_table(["tier", "one search: MAdds (M)", "score", "separate: MAdds (M)", "score",
                         "difference"], rows),
+        "",
+        "Trials of complete data-free LayerNAS searches of a small depthwise CNN (32x32, four "
+        "searchable layers) to three shares of its MAdds, and each tier's best searched score:",
+        "",
+        markdown_table(["tiers", "union", "span", "separate", "best per tier (union / span / separate)"], [
+            [", ".join(f"{share:.0%}" for share in row["tiers"]), row["union"]["trials"],
+             row["span"]["trials"], row["separate"]["trials"],
+             " / ".join(", ".join(f"{b:.4f}" for b in row[way]["best"])
+                        for way in ("union", "span", "separate"))]
+            for row in payload["small_cnn"]]),
         "",
         f"Load average {payload['load_average_1min']:.1f} at the end of the run (2 shared CPU cores).",
     ]))

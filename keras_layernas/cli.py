@@ -189,7 +189,7 @@ def compress(parser: argparse.ArgumentParser) -> Handler:
                         help="MAdds budget, e.g. 150e6, or a percentage of the model's own "
                              "MAdds, e.g. 50%%; several, comma-separated (300e6,200e6 or "
                              "60%%,30%%), share one search and get a folder each")
-    target.add_argument("--target-latency-ms", type=float, default=None,
+    target.add_argument("--target-latency-ms", type=_latency_budget, default=None,
                         help="budget of median single-thread float32 TFLite latency (ms) on "
                              "this machine, e.g. 15")
     parser.add_argument("--calibration-archs", type=_positive_int, default=12,
@@ -619,6 +619,15 @@ def _madds_budgets(text: str) -> float | str | list[float | str]:
         raise argparse.ArgumentTypeError(
             f"several budgets are separated by single commas, e.g. 300e6,200e6 or 60%,30%; got {text}")
     return [_madds_budget(part) for part in parts]
+
+
+def _latency_budget(text: str) -> float:
+    """One latency budget in ms; several are refused (one search serves several MAdds budgets)."""
+    if "," in text:
+        raise argparse.ArgumentTypeError(
+            f"takes one budget in ms, e.g. 15; several budgets from one search are MAdds budgets "
+            f"only (--target-madds 300e6,200e6); got {text}")
+    return _positive_float(text)
 
 
 def _positive_int(text: str) -> int:

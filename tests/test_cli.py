@@ -233,6 +233,13 @@ def test_compress_refuses_a_malformed_list_of_targets(budgets, message, capsys):
     assert message in capsys.readouterr().err
 
 
+def test_compress_refuses_several_latency_budgets_naming_the_madds_alternative(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["compress", *MNV2_035, "--target-latency-ms", "3,2"])
+    assert exit_info.value.code == 2
+    assert "MAdds budgets only (--target-madds 300e6,200e6)" in capsys.readouterr().err
+
+
 def test_compress_refuses_the_same_target_twice_naming_both(tmp_path, capsys):
     status = cli.main(["compress", *MNV2_035, "--target-madds", "6e6,4e6,6e6", "--out",
                        str(tmp_path)])
