@@ -7,7 +7,7 @@ returns one slim model per budget, in the order given. Data-free here, so the
 models keep what the weights say matters: fine-tune each on your data next
 (or pass ``data=`` and every tier's winner is fine-tuned for you).
 
-    python examples/compress_tiers.py      # about a minute on 2 CPU cores
+    python examples/compress_tiers.py      # about 20 s on 2 CPU cores
 """
 from __future__ import annotations
 

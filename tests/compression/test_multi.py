@@ -1,6 +1,7 @@
 """Many budgets from one search: ``compress(model, target_madds=[...])``."""
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -10,6 +11,7 @@ import pytest
 
 import keras_layernas as layernas
 from keras_layernas.compression import RetainedImportance, shrink_only
+from keras_layernas.compression import _drivers
 from keras_layernas.compression._compress import CompressionSearch
 from keras_layernas.compression._training import Trainer
 from keras_layernas.search import LayerNAS, Target
@@ -128,6 +130,38 @@ def test_the_same_budget_as_a_percentage_and_a_number_is_a_duplicate(model):
 def test_a_budget_below_the_smallest_model_is_named_by_its_position(model):
     with pytest.raises(ValueError, match=r"target_madds\[1\]=1000 is below the smallest model"):
         CompressionSearch(model, ["50%", 1000], verbose=0).run()
+
+
+def test_an_interrupted_search_of_several_targets_resumes_where_it_stopped(model, tmp_path,
+                                                                            monkeypatch):
+    targets = ["70%", "50%", "30%"]
+    reference = CompressionSearch(model, targets, verbose=0).run()
+    monkeypatch.setattr(_drivers, "SAVE_EVERY_S", 0.0)  # save after every trial
+    calls = {"n": 0}
+    real_call = RetainedImportance.__call__
+
+    def interrupted(self, arch):
+        calls["n"] += 1
+        if calls["n"] == 20:
+            raise KeyboardInterrupt
+        return real_call(self, arch)
+
+    monkeypatch.setattr(RetainedImportance, "__call__", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        CompressionSearch(model, targets, directory=tmp_path, verbose=0).run()
+    monkeypatch.setattr(RetainedImportance, "__call__", real_call)
+    state = json.loads((tmp_path / "compress" / _drivers.STATE_FILE).read_text())
+    assert len(json.loads(state["search"])["told"]) == 19
+    assert len(state["fingerprint"]["target"]) == 3  # the three ranges, not their span
+    resumed = CompressionSearch(model, targets, directory=tmp_path, verbose=0).run()
+    assert [r.arch for r in resumed] == [r.arch for r in reference]
+    assert resumed[0].history == reference[0].history
+
+
+def test_resume_refuses_a_directory_searched_for_other_targets_with_the_same_span(model, tmp_path):
+    CompressionSearch(model, ["70%", "30%"], directory=tmp_path, verbose=0).run()
+    with pytest.raises(ValueError, match="different space or settings"):
+        CompressionSearch(model, ["70%", "50%", "30%"], directory=tmp_path, verbose=0).run()
 
 
 @pytest.mark.slow
