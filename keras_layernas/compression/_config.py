@@ -32,8 +32,9 @@ class CompressionConfig:
     ``target`` is the :class:`~keras_layernas.search.Target` range
     ``[(1 - tolerance) * budget, budget]`` in the unit of ``cost``. With
     several MAdds budgets (``target_madds=[300e6, 200e6]``) ``targets`` holds
-    one such range per budget, in the order given, and ``target`` spans them
-    all (lowest low to highest high); ``targets`` is None for one budget.
+    one such range per budget, in the order given, and ``target`` is their
+    :meth:`~keras_layernas.search.Target.union`; ``targets`` is None for one
+    budget.
     """
 
     cost: str
@@ -137,12 +138,11 @@ class CompressionConfig:
             raise ValueError(f"start must be 'base' or 'uniform'. Received: start={settings['start']!r}.")
         name = "target_madds" if cost == "madds" else "target_latency_ms"
         unit = "MAdds" if cost == "madds" else "ms (predicted latency)"
-        targets = None
+        target, targets = Target((1 - tolerance) * budget, budget, unit, name), None
         if budgets is not None:
             targets = tuple(Target((1 - tolerance) * b, b, unit, f"{name}[{i}]")
                             for i, b in enumerate(budgets))
-        low = (1 - tolerance) * (budget if budgets is None else min(budgets))
-        target = Target(low, budget, unit, name)
+            target = Target.union(targets, unit, name)
         return cls(
             cost=cost,
             target=target,

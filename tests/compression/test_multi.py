@@ -75,7 +75,9 @@ def test_the_one_search_skips_candidates_that_fall_between_the_ranges(model):
 
 def test_percentages_work_inside_the_list(model):
     base = layernas.count_madds(model)
-    results = CompressionSearch(model, ["60%", 0.4 * base], verbose=0).run()
+    search = CompressionSearch(model, ["60%", 0.4 * base], verbose=0)
+    results = search.run()
+    assert search.config.target.ranges == (results[1].target, results[0].target)  # the union
     assert results[0].target == pytest.approx((0.95 * 0.6 * base, 0.6 * base))
     assert results[1].target == pytest.approx((0.95 * 0.4 * base, 0.4 * base))
     assert all(r.target[0] <= r.madds <= r.target[1] for r in results)
