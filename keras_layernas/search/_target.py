@@ -121,10 +121,14 @@ class Target(tuple):
 
     def contains(self, cost: float) -> bool:
         """Whether ``cost`` lies in the range (both ends included), or in one of the ranges."""
+        if len(self._ranges) == 1:  # the common case, called for every candidate: kept direct
+            return self[0] <= cost <= self[1]
         return any(low <= cost <= high for low, high in self._ranges)
 
     def overlaps(self, low: float, high: float) -> bool:
         """Whether some cost in ``[low, high]`` lies in the target."""
+        if len(self._ranges) == 1:
+            return low <= self[1] and high >= self[0]
         return any(low <= top and high >= bottom for bottom, top in self._ranges)
 
     def below_minimum(self, minimum: float) -> str | None:
