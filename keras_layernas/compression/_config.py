@@ -182,11 +182,12 @@ def madds_budgets(target_madds: Any, target_latency_ms: Any,
             "target_madds=[] holds no budget. Pass one or more, e.g. target_madds=[300e6, 200e6] "
             "or ['60%', '30%'] (one model per budget), or a single number for one model."
         )
-    budgets = []
+    budgets, base = [], None
     for index, budget in enumerate(target_madds):
         fraction = madds_fraction(budget, name=f"target_madds[{index}]")
         if fraction is not None:
-            budget = fraction * base_madds()
+            base = base_madds() if base is None else base  # counted once, not per percentage
+            budget = fraction * base
         else:
             _check_number(f"target_madds[{index}]", budget, 1, math.inf)
         budgets.append(float(budget))
