@@ -61,6 +61,7 @@ BENCHMARKS = (
               "no --quick flag; its own --trials flag cuts 2000 trials to 200"),
     Benchmark("surgery_speed", None, "no reduced mode (no flags at all)"),
     Benchmark("compress_speed", None, "no reduced mode (no flags at all)"),
+    Benchmark("multi_target", ("--repeats", "1"), "one run of each way instead of 2"),
     Benchmark("compress_distributed", ("--repeats", "1"), "one side-by-side pair instead of 3"),
     Benchmark("nb201", ("--quick",), "cifar10 only, 3 seeds"),
     Benchmark("oracle_comparison", ("--quick",),

@@ -164,7 +164,10 @@ def compress(parser: argparse.ArgumentParser) -> Handler:
     Writes OUT/model.keras, OUT/model.tflite (and OUT/model_int8.tflite with
     --int8), OUT/report.json (every trial in OUT/report.history.jsonl.gz), OUT/pareto.png and OUT/model.preprocess.json (the
     input scaling, which `layernas export` reads back); the search state lives
-    in OUT/search, so running the same command again resumes. --target-latency-ms
+    in OUT/search, so running the same command again resumes. Several budgets,
+    comma-separated (--target-madds 300e6,200e6,100e6 or 60%,30%), share one
+    search and write those files per budget into OUT/target_300M,
+    OUT/target_60pct, ... --target-latency-ms
     searches on a latency model fitted to --calibration-archs measured
     architectures (single-thread float32 TFLite, this machine) instead of MAdds;
     its measurements are cached in OUT/search too.
@@ -172,6 +175,7 @@ def compress(parser: argparse.ArgumentParser) -> Handler:
     examples:
       layernas compress mobilenet_v2 --target-madds 150e6
       layernas compress mobilenet_v2 --target-madds 50%
+      layernas compress mobilenet_v2 --target-madds 200e6,150e6,100e6 --out tiers
       layernas compress mobilenet_v2 --target-latency-ms 15
       layernas compress model.keras --target-madds 60e6 --data npz:cifar.npz \\
           --preprocess mobilenet --max-trials 20
@@ -181,10 +185,11 @@ def compress(parser: argparse.ArgumentParser) -> Handler:
     _add_model_arguments(parser)
     _add_preprocess_argument(parser)
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--target-madds", type=_madds_budget, default=None,
+    target.add_argument("--target-madds", type=_madds_budgets, default=None,
                         help="MAdds budget, e.g. 150e6, or a percentage of the model's own "
-                             "MAdds, e.g. 50%%")
-    target.add_argument("--target-latency-ms", type=float, default=None,
+                             "MAdds, e.g. 50%%; several, comma-separated (300e6,200e6 or "
+                             "60%%,30%%), share one search and get a folder each")
+    target.add_argument("--target-latency-ms", type=_latency_budget, default=None,
                         help="budget of median single-thread float32 TFLite latency (ms) on "
                              "this machine, e.g. 15")
     parser.add_argument("--calibration-archs", type=_positive_int, default=12,
@@ -236,18 +241,38 @@ def compress(parser: argparse.ArgumentParser) -> Handler:
             if "tolerance" not in str(error):
                 raise
             raise ValueError(f"{error} Received: --tolerance {args.tolerance}") from error
-        result.model.save(out / "model.keras")
-        if preprocess is not None:
-            preprocess.write_record(out / "model.keras")
-        result.save_report(str(out / "report.json"))
-        result.plot_pareto(str(out / "pareto.png"))
-        layernas.export_tflite(result.model, out / "model.tflite")
-        if args.int8:
-            _export_int8(args, result.model, preprocess, out / "model_int8.tflite")
-        print(f"Wrote {', '.join(sorted(p.name for p in out.iterdir() if p.is_file()))} in {out}")
+        if not isinstance(result, list):
+            _write_compressed(args, result, preprocess, out)
+            return 0
+        for budget, one in zip(args.target_madds, result):
+            folder = out / _target_folder(budget)
+            folder.mkdir(exist_ok=True)
+            _write_compressed(args, one, preprocess, folder)
         return 0
 
     return run
+
+
+def _target_folder(budget: float | str) -> str:
+    """The folder of one budget of several: ``target_300M`` for 300e6, ``target_60pct`` for 60%."""
+    if isinstance(budget, str):
+        return f"target_{float(budget.strip()[:-1]):.10g}pct"
+    return f"target_{budget / 1e6:.10g}M"
+
+
+def _write_compressed(args: argparse.Namespace, result, preprocess, out: Path) -> None:
+    """Write one result's model, TFLite file(s), report and plot into ``out``."""
+    import keras_layernas as layernas
+
+    result.model.save(out / "model.keras")
+    if preprocess is not None:
+        preprocess.write_record(out / "model.keras")
+    result.save_report(str(out / "report.json"))
+    result.plot_pareto(str(out / "pareto.png"))
+    layernas.export_tflite(result.model, out / "model.tflite")
+    if args.int8:
+        _export_int8(args, result.model, preprocess, out / "model_int8.tflite")
+    print(f"Wrote {', '.join(sorted(p.name for p in out.iterdir() if p.is_file()))} in {out}")
 
 
 @command
@@ -582,6 +607,26 @@ def _madds_budget(text: str) -> float | str:
             raise argparse.ArgumentTypeError(
                 f"a percentage of the model's MAdds must lie above 0% and below 100%, e.g. 50%; got {text}")
         return text
+    return _positive_float(text)
+
+
+def _madds_budgets(text: str) -> float | str | list[float | str]:
+    """One MAdds budget, or several comma-separated ones (a list, in the order given)."""
+    if "," not in text:
+        return _madds_budget(text)
+    parts = text.split(",")
+    if not all(part.strip() for part in parts):
+        raise argparse.ArgumentTypeError(
+            f"several budgets are separated by single commas, e.g. 300e6,200e6 or 60%,30%; got {text}")
+    return [_madds_budget(part) for part in parts]
+
+
+def _latency_budget(text: str) -> float:
+    """One latency budget in ms; several are refused (one search serves several MAdds budgets)."""
+    if "," in text:
+        raise argparse.ArgumentTypeError(
+            f"takes one budget in ms, e.g. 15; several budgets from one search are MAdds budgets "
+            f"only (--target-madds 300e6,200e6); got {text}")
     return _positive_float(text)
 
 

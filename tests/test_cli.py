@@ -199,6 +199,54 @@ def test_compress_refuses_a_percentage_outside_0_to_100(budget, capsys):
     assert "above 0% and below 100%, e.g. 50%" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_compress_to_several_targets_writes_a_folder_per_target(tmp_path, capsys):
+    out = tmp_path / "tiers"
+    status = cli.main(["compress", *MNV2_035, "--target-madds", "6e6,50%", "--max-trials", "50",
+                       "--out", str(out)])
+    assert status == 0
+    assert sorted(p.name for p in out.iterdir()) == ["search", "target_50pct", "target_6M"]
+    reports = {}
+    for folder in ("target_6M", "target_50pct"):
+        names = {p.name for p in (out / folder).iterdir()}
+        assert {"model.keras", "model.tflite", "model.preprocess.json", "report.json",
+                "report.history.jsonl.gz", "pareto.png"} <= names
+        reports[folder] = json.loads((out / folder / "report.json").read_text())
+        slim = keras.saving.load_model(out / folder / "model.keras")
+        assert reports[folder]["madds"] == count_madds(slim)
+        assert reports[folder]["trials"] == 50  # one search for both
+    assert 5.7e6 <= reports["target_6M"]["madds"] <= 6e6
+    half = 0.5 * reports["target_50pct"]["base_madds"]
+    assert 0.95 * half <= reports["target_50pct"]["madds"] <= half
+    printed = capsys.readouterr().out
+    assert printed.count("Params:") == 2 and printed.count("Wrote ") == 2
+
+
+@pytest.mark.parametrize("budgets, message", [
+    ("6e6,,4e6", "separated by single commas"),
+    ("6e6,150%", "above 0% and below 100%"),
+])
+def test_compress_refuses_a_malformed_list_of_targets(budgets, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["compress", *MNV2_035, "--target-madds", budgets])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_compress_refuses_several_latency_budgets_naming_the_madds_alternative(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["compress", *MNV2_035, "--target-latency-ms", "3,2"])
+    assert exit_info.value.code == 2
+    assert "MAdds budgets only (--target-madds 300e6,200e6)" in capsys.readouterr().err
+
+
+def test_compress_refuses_the_same_target_twice_naming_both(tmp_path, capsys):
+    status = cli.main(["compress", *MNV2_035, "--target-madds", "6e6,4e6,6e6", "--out",
+                       str(tmp_path)])
+    assert status == 2
+    assert "target_madds[0] and target_madds[2] are the same budget" in capsys.readouterr().err
+
+
 def test_compress_takes_one_target_only(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["compress", *MNV2_035, "--target-madds", "6e6", "--target-latency-ms", "3"])

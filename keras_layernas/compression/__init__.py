@@ -5,8 +5,8 @@ search, choose, rebuild), ``_drivers`` (the in-process, tuner and distributed
 ways to run the search), ``_training`` (fine-tuning and BatchNorm
 re-estimation), ``_completion`` (greedy
 completion to the target), ``_result`` (CompressionResult: report and plot),
-``_distributed`` (the chief -> worker hand-off) and ``_data`` (what ``data=``
-accepts). The data-free score, RetainedImportance, lives in
+``_distributed`` (the chief -> worker hand-off), ``_multi`` (several budgets
+from one search) and ``_data`` (what ``data=`` accepts). The data-free score, RetainedImportance, lives in
 ``surgery.importance`` beside the criterion materialize uses; it is re-exported
 here with the rest of what a compression needs. The names below are the
 public ones; benchmarks use only these.

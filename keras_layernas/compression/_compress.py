@@ -58,6 +58,7 @@ from keras_layernas.compression._drivers import (
     search_in_process,
     search_with_tuner,
 )
+from keras_layernas.compression._multi import run_targets
 from keras_layernas.compression._result import CompressionResult, layer_table
 from keras_layernas.surgery.importance import RetainedImportance, option_width
 from keras_layernas.compression._training import NonFiniteTraining, Trainer
@@ -170,7 +171,9 @@ class CompressionSearch:
         target_madds: the MAdds budget per sample (e.g. ``150e6``), or a
             percentage of the base model's MAdds as a string (``"50%"``,
             above 0% and below 100%), counted like :func:`count_madds` at the
-            model's input size (or ``input_shape``).
+            model's input size (or ``input_shape``). A list of such budgets
+            (``[300e6, "50%"]``) runs one search and :meth:`run` returns a
+            result per budget (:mod:`keras_layernas.compression._multi`).
         target_latency_ms: instead of ``target_madds``, a budget of median
             single-thread float32 TFLite latency in ms (``cost="latency"``):
             the search runs on a latency model calibrated on
@@ -388,6 +391,12 @@ class CompressionSearch:
                        fit_verbose=2 if self.config.verbose == 2 else 0,
                        teacher=frozen_copy(self.model) if self.config.distill else None,
                        callbacks=self.config.callbacks)
+
+    def _started(self, space: SearchSpace) -> SearchSpace:
+        """``space`` with the options LayerNAS fills unsearched layers with first (``start``)."""
+        if self.config.start == "uniform":
+            return start_from(space, uniform_arch(space, self.config.target))
+        return space
 
     def _search(self, space: SearchSpace, scorer: RetainedImportance | None,
                 trainer: Trainer | None, project_dir: str | None,
@@ -650,13 +659,15 @@ class CompressionSearch:
         return result
 
     # -- public ------------------------------------------------------------------
-    def run(self) -> CompressionResult:
+    def run(self) -> CompressionResult | list[CompressionResult]:
         """Search, choose, rebuild (and with data fine-tune) the slim model.
 
         Returns:
             A :class:`CompressionResult`; ``.model`` is the slim model. A
             distributed worker returns the chief's result (same architecture,
-            the chief's final weights).
+            the chief's final weights). With a list of budgets, a list of
+            results, one per budget in the order given, from one search
+            (:mod:`keras_layernas.compression._multi`).
 
         Raises:
             ValueError: the target is below the smallest reachable model, bad
@@ -669,6 +680,8 @@ class CompressionSearch:
         """
         started = time.perf_counter()
         space = shrink_only(self.space) if self.data is None else self.space
+        if self.config.targets is not None:  # several budgets: one search, a result each
+            return run_targets(self, space, started)
         latency_model = None
         if self.config.cost == "latency":
             latency_model = self._calibrate(space)
@@ -681,8 +694,7 @@ class CompressionSearch:
             return self._unchanged(base_cost, started, latency)
         trainer = None if self.data is None else self._trainer()
         self._check_target(space)
-        if self.config.start == "uniform":
-            space = start_from(space, uniform_arch(space, self.config.target))
+        space = self._started(space)
         project_dir = None if self.config.directory is None else os.path.join(self.config.directory, self.config.project_name)
         scorer = RetainedImportance(self.space, self.model, self.config.importance_weighting)
         self._fill = self._filler(space, scorer) if self.config.start == "greedy" else None
@@ -743,7 +755,7 @@ def compress(
     seed: int = 0,
     verbose: int = 1,
     **kwargs: Any,
-) -> keras.Model:
+) -> keras.Model | list[keras.Model]:
     """Shrink ``model`` to at most ``target_madds`` MAdds (or ``"50%"`` of its own), keeping its weights.
 
     The returned model's MAdds (by :func:`layernas.count_madds`) lie in
@@ -761,10 +773,14 @@ def compress(
     ``CompressionSearch(...).run()`` for the full result (history, Pareto
     front, per-layer table).
 
+    ``target_madds`` may be a list of budgets (``[300e6, 200e6, "30%"]``):
+    one search serves them all and a list of models comes back.
+
     Returns:
         The slim ``keras.Model`` (an unchanged copy, with a warning, when the
-        model already fits the target). Run with data as KerasTuner's chief
-        and workers, every process returns the chief's model.
+        model already fits the target); a list of them, one per budget in the
+        order given, for a list of budgets. Run with data as KerasTuner's
+        chief and workers, every process returns the chief's model.
 
     Raises:
         TypeError: ``model`` is not a functional or Sequential Keras model.
@@ -772,9 +788,10 @@ def compress(
             gives the minimum), data without labels, a missing objective, or
             another bad argument.
     """
-    return CompressionSearch(
+    result = CompressionSearch(
         model, target_madds, target_latency_ms=target_latency_ms, cost=cost, data=data, validation_data=validation_data, tolerance=tolerance,
         max_trials=max_trials, epochs_per_trial=epochs_per_trial, finetune_epochs=finetune_epochs,
         num_buckets=num_buckets, per_bucket=per_bucket, directory=directory, overwrite=overwrite,
         input_shape=input_shape, seed=seed, verbose=verbose, **kwargs,
-    ).run().model
+    ).run()
+    return [r.model for r in result] if isinstance(result, list) else result.model

@@ -30,11 +30,16 @@ class CompressionConfig:
     """The checked settings of one compression (see :class:`CompressionSearch` for each).
 
     ``target`` is the :class:`~keras_layernas.search.Target` range
-    ``[(1 - tolerance) * budget, budget]`` in the unit of ``cost``.
+    ``[(1 - tolerance) * budget, budget]`` in the unit of ``cost``. With
+    several MAdds budgets (``target_madds=[300e6, 200e6]``) ``targets`` holds
+    one such range per budget, in the order given, and ``target`` is their
+    :meth:`~keras_layernas.search.Target.union`; ``targets`` is None for one
+    budget.
     """
 
     cost: str
     target: Target
+    targets: tuple[Target, ...] | None
     calibration_archs: int
     latency_runs: int
     max_trials: int | None
@@ -80,6 +85,9 @@ class CompressionConfig:
         Raises:
             ValueError: a bad argument, named in the message with the fix.
         """
+        budgets = madds_budgets(target_madds, target_latency_ms, base_madds)
+        if budgets is not None:
+            target_madds = max(budgets)
         fraction = madds_fraction(target_madds)
         if fraction is not None:
             target_madds = fraction * base_madds()
@@ -115,6 +123,13 @@ class CompressionConfig:
                 f"on every process). Received: directory=None, KERASTUNER_TUNER_ID="
                 f"{os.environ.get('KERASTUNER_TUNER_ID')!r}."
             )
+        if budgets is not None and with_data and role() != "solo":
+            raise ValueError(
+                "A distributed search serves one target: the chief publishes one result for the "
+                "workers to return. Run one distributed search per budget, or the several budgets "
+                f"in one process (without KERASTUNER_* variables). Received: target_madds="
+                f"{list(budgets)!r}, KERASTUNER_TUNER_ID={os.environ.get('KERASTUNER_TUNER_ID')!r}."
+            )
         weighting = settings["importance_weighting"]
         if weighting not in WEIGHTINGS:
             raise ValueError(f"importance_weighting must be one of {WEIGHTINGS}. "
@@ -132,9 +147,15 @@ class CompressionConfig:
             )
         name = "target_madds" if cost == "madds" else "target_latency_ms"
         unit = "MAdds" if cost == "madds" else "ms (predicted latency)"
+        target, targets = Target((1 - tolerance) * budget, budget, unit, name), None
+        if budgets is not None:
+            targets = tuple(Target((1 - tolerance) * b, b, unit, f"{name}[{i}]")
+                            for i, b in enumerate(budgets))
+            target = Target.union(targets, unit, name)
         return cls(
             cost=cost,
-            target=Target((1 - tolerance) * budget, budget, unit, name),
+            target=target,
+            targets=targets,
             directory=None if directory is None else os.fspath(directory),
             objective=as_objective(objective),
             callbacks=_checked_callbacks(callbacks),
@@ -142,11 +163,61 @@ class CompressionConfig:
         )
 
 
+def madds_budgets(target_madds: Any, target_latency_ms: Any,
+                  base_madds: Callable[[], float]) -> list[float] | None:
+    """The budgets of a list ``target_madds`` in MAdds, percentages resolved; None for one budget.
+
+    Raises:
+        ValueError: an empty list, a budget that is neither a number nor a
+            percentage, the same budget twice, or a list mixed with
+            ``target_latency_ms`` (several budgets are MAdds budgets only).
+    """
+    if isinstance(target_latency_ms, (list, tuple)):
+        raise ValueError(
+            "Several budgets in one search are MAdds budgets only: pass target_madds=[...] "
+            "(numbers or percentages such as '50%'), or one target_latency_ms per call. "
+            f"Received: target_latency_ms={target_latency_ms!r}."
+        )
+    if not isinstance(target_madds, (list, tuple)):
+        return None
+    if target_latency_ms is not None:
+        raise ValueError(
+            "Several MAdds budgets do not mix with target_latency_ms: give target_madds=[...] "
+            "alone, or one target_latency_ms per call. Received: "
+            f"target_madds={list(target_madds)!r}, target_latency_ms={target_latency_ms!r}."
+        )
+    if not target_madds:
+        raise ValueError(
+            "target_madds=[] holds no budget. Pass one or more, e.g. target_madds=[300e6, 200e6] "
+            "or ['60%', '30%'] (one model per budget), or a single number for one model."
+        )
+    budgets, base = [], None
+    for index, budget in enumerate(target_madds):
+        fraction = madds_fraction(budget, name=f"target_madds[{index}]")
+        if fraction is not None:
+            base = base_madds() if base is None else base  # counted once, not per percentage
+            budget = fraction * base
+        else:
+            _check_number(f"target_madds[{index}]", budget, 1, math.inf)
+        budgets.append(float(budget))
+    for index, budget in enumerate(budgets):
+        first = budgets.index(budget)
+        if first != index:
+            raise ValueError(
+                f"target_madds[{first}] and target_madds[{index}] are the same budget, "
+                f"{budget:.6g} MAdds: each budget gets one model, so list it once. Received: "
+                f"target_madds={list(target_madds)!r}."
+            )
+    return budgets
+
+
 _PERCENT = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*%\s*")
 
 
-def madds_fraction(target_madds: Any) -> float | None:
+def madds_fraction(target_madds: Any, name: str = "target_madds") -> float | None:
     """The share of the base model's MAdds a ``"50%"`` budget asks for; None for a number.
+
+    ``name`` is the argument the budget came from, for the message.
 
     Raises:
         ValueError: a string that is not a percentage strictly between 0% and 100%.
@@ -159,7 +230,7 @@ def madds_fraction(target_madds: Any) -> float | None:
         raise ValueError(
             "target_madds as a string is a percentage of the base model's MAdds, above 0% and "
             "below 100% (a smaller model), e.g. target_madds='50%'; or pass a number of MAdds "
-            f"such as 150e6. Received: target_madds={target_madds!r}."
+            f"such as 150e6. Received: {name}={target_madds!r}."
         )
     return percent / 100
 

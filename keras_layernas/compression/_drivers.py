@@ -137,7 +137,7 @@ def search_in_process(
         ValueError: the saved state belongs to a different space or settings.
     """
     path = os.path.join(project_dir, STATE_FILE) if project_dir else None
-    fingerprint = _io.fingerprint(space, settings)
+    fingerprint = _io.fingerprint(space, {**settings, "target": Target.of(settings["target"]).encode()})
     search = None
     if path and os.path.exists(path) and not overwrite:
         with open(path) as f:

@@ -280,7 +280,7 @@ class BaseSearch:
         if layer >= self.num_layers - 1:
             return self.target.contains(self.cost_of(indices))
         cheapest, dearest = self.reachable(indices, layer)
-        return cheapest <= self.target.high and dearest >= self.target.low
+        return self.target.overlaps(cheapest, dearest)
 
     def in_target(self, cost: float) -> bool:
         """Whether ``cost`` lies in the target range (both ends included)."""
@@ -445,7 +445,7 @@ class BaseSearch:
             "format": STATE_FORMAT,
             "class": type(self).__name__,
             "options": [[encode_value(v) for v in layer] for layer in self.options],
-            "target": list(self.target),
+            "target": self.target.encode(),
             "seed": self.seed,
             "max_trials": self.max_trials,
             "config": self._config(),
@@ -493,7 +493,7 @@ class BaseSearch:
         search = cls(
             options,
             cost_fn,
-            target=tuple(state["target"]),
+            target=Target.of(state["target"]),
             seed=state["seed"],
             max_trials=state["max_trials"],
             **{**state["config"], **kwargs},

@@ -204,7 +204,7 @@ class LayerNASOracle(keras_tuner.Oracle):
         self.target = search.target
         self.idle_wait_s = idle_wait_s
         self.worker_timeout_s = worker_timeout_s
-        self._search_args = {**search_args, "target": list(search.target)}
+        self._search_args = {**search_args, "target": search.target.encode()}
         self._search = search
         # trial_id -> LayerNAS candidate id; persisted, as only the chief knows it.
         self._candidate_of_trial: dict[str, int] = {}

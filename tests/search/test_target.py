@@ -52,3 +52,43 @@ def test_cheapest_arch_takes_each_layers_cheapest_option_whatever_its_position()
 def test_as_maximized_flips_a_minimized_score_and_back():
     assert as_maximized(as_maximized(0.25, "min"), "min") == 0.25
     assert as_maximized(0.25, "min") == -0.25 and as_maximized(0.25, "max") == 0.25
+
+
+# -- several ranges: one search serving several budgets -------------------------------
+def test_a_union_contains_a_cost_in_any_range_and_none_between_them():
+    tiers = Target.union([(95, 100), (45, 50)], "MAdds", "target_madds")
+    assert tiers == (45, 100) and tiers.ranges == ((45, 50), (95, 100))
+    assert [tiers.contains(c) for c in (44, 45, 50, 70, 95, 100, 101)] == [
+        False, True, True, False, True, True, False]
+    assert [tiers.overlaps(*r) for r in ((60, 80), (60, 95), (30, 44), (49, 60))] == [
+        False, True, False, True]
+
+
+def test_a_union_round_trips_through_its_encoding_pickle_and_copies():
+    tiers = Target.union([(95, 100), (45, 50)], "MAdds", "target_madds")
+    assert tiers.encode() == [[45, 50], [95, 100]] and Target(1, 2).encode() == [1, 2]
+    decoded = Target.of(json.loads(json.dumps(tiers.encode())))
+    assert decoded.ranges == tiers.ranges
+    for clone in (pickle.loads(pickle.dumps(tiers)), copy.copy(tiers), copy.deepcopy(tiers)):
+        assert clone.ranges == tiers.ranges and clone.name == "target_madds"
+
+
+def test_layernas_never_tries_a_last_layer_candidate_between_two_ranges_and_resumes_them():
+    options = [[4, 3, 2, 1]] * 3  # option value = its cost: sums 3..12
+    tiers = Target.union([(11, 12), (4, 5)])
+
+    def search_to_the_end(search):
+        while (candidate := search.ask()) is not None:
+            search.tell(candidate, score=candidate.arch[0] + candidate.arch[1] / 10)
+        return search
+
+    search = search_to_the_end(LayerNAS(options, cost_fn=sum, target=tiers, num_buckets=4,
+                                        per_bucket=2))
+    last = [r.cost for r in search.history if r.layer == 2]
+    assert last and all(tiers.contains(cost) for cost in last)
+    assert {tiers.contains(r.cost) for r in search.history} == {True, False}  # earlier layers
+    spanning = search_to_the_end(LayerNAS(options, cost_fn=sum, target=(4, 12), num_buckets=4,
+                                          per_bucket=2))
+    assert search.num_told < spanning.num_told
+    restored = LayerNAS.from_json(search.to_json(), sum)
+    assert restored.target.ranges == tiers.ranges and restored.best() == search.best()

@@ -10,7 +10,7 @@ import keras_tuner
 import pytest
 from keras_tuner.engine.trial import TrialStatus
 
-from keras_layernas.search import LayerNAS
+from keras_layernas.search import LayerNAS, Target
 from keras_layernas.surgery import SearchSpace
 from keras_layernas.surgery.space import SearchLayer
 from keras_layernas.tuner import LayerNASOracle, TrialBudgetWarning
@@ -248,6 +248,25 @@ def test_state_survives_reload_and_the_search_continues_identically(tmp_path):
     second = make_oracle(tmp_path / "b")
     second.reload()
     assert archs + run_sequentially(second) == uninterrupted
+
+
+def test_a_union_target_survives_reload_and_another_union_of_the_same_span_is_refused(tmp_path):
+    tiers = Target.union([(700, 800), (1000, 1100)])
+    uninterrupted = run_sequentially(make_oracle(tmp_path / "a", target=tiers))
+    spanning = run_sequentially(make_oracle(tmp_path / "span", target=TARGET))
+    assert len(uninterrupted) < len(spanning)  # nothing is tried between the two ranges
+    first = make_oracle(tmp_path / "b", target=tiers)
+    archs = []
+    for _ in range(7):
+        trial = first.create_trial("tuner0")
+        archs.append(first.architecture(trial))
+        finish(first, trial, score(archs[-1]))
+    second = make_oracle(tmp_path / "b", target=Target.union([(700, 800), (1000, 1100)]))
+    second.reload()
+    assert archs + run_sequentially(second) == uninterrupted  # the ranges came back too
+    other = make_oracle(tmp_path / "b", target=Target.union([(700, 750), (1050, 1100)]))
+    with pytest.raises(ValueError, match="different space or LayerNAS settings"):
+        other.reload()
 
 
 def test_state_files_are_replaced_whole_or_not_at_all(tmp_path):
