@@ -63,10 +63,16 @@ def preprocess(images: np.ndarray) -> np.ndarray:
     return keras.applications.mobilenet_v2.preprocess_input(resized)
 
 
+def budget(text: str) -> float | str:
+    """``--target-madds``: ``"50%"`` stays a share of the base, anything else is MAdds."""
+    return text if text.strip().endswith("%") else float(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny subset, 2 search trials")
-    parser.add_argument("--target-madds", type=float, default=7e6)
+    parser.add_argument("--target-madds", default="50%",
+                        help="MAdds budget: a number (7e6) or a share of the model's own (50%%)")
     parser.add_argument("--out", default="compress_cifar10_out")
     parser.add_argument("--overwrite", action="store_true", help="start the search again")
     args = parser.parse_args()
@@ -84,13 +90,16 @@ def main() -> None:
     print(f"base: {layernas.count_madds(model) / 1e6:.2f} M MAdds, test accuracy "
           f"{model.evaluate(x_test, y_test, verbose=0)[1]:.3f}")
 
+    os.makedirs(args.out, exist_ok=True)  # the CSVLogger below writes there from the first trial
     result = layernas.CompressionSearch(
-        model, args.target_madds,
+        model, budget(args.target_madds),
         data=(x_train, y_train), validation_data=(x_test, y_test),
         max_trials=trials, epochs_per_trial=1, finetune_epochs=epochs,
         directory=args.out, overwrite=args.overwrite, batch_size=64,
+        exclude=["Conv1"],  # the stem: cheap (3 input channels) and every feature starts there
+        callbacks=[keras.callbacks.CSVLogger(os.path.join(args.out, "fits.csv"), append=True)],
+        verbose=True,
     ).run()
-    os.makedirs(args.out, exist_ok=True)
     result.model.save(os.path.join(args.out, "model.keras"))
     result.save_report(os.path.join(args.out, "report.json"))
     result.plot_pareto(os.path.join(args.out, "pareto.png"))

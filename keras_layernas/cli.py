@@ -204,8 +204,12 @@ def compress(parser: argparse.ArgumentParser) -> Handler:
                              "data, one pass over the options with data)")
     parser.add_argument("--epochs-per-trial", type=_non_negative_int, default=1,
                         help="fine-tuning epochs per candidate (with --data)")
-    parser.add_argument("--finetune-epochs", type=_non_negative_int, default=0,
-                        help="fine-tuning epochs of the winner (with --data)")
+    parser.add_argument("--finetune-epochs", type=_non_negative_int, default=None,
+                        help="fine-tuning epochs of the winner, which starts from its trial's "
+                             "weights (with --data; default: 1, as compress())")
+    parser.add_argument("--exclude", type=_layer_names, default=(),
+                        help="comma-separated layer names whose width and kernel never change, "
+                             "e.g. Conv1,Conv_1 (see `layernas space` for the names)")
     parser.add_argument("--int8", action="store_true",
                         help="also write OUT/model_int8.tflite (calibrated on --data)")
     parser.add_argument("--out", default="layernas_out", help="output folder (default: layernas_out)")
@@ -233,7 +237,7 @@ def compress(parser: argparse.ArgumentParser) -> Handler:
             max_trials=args.max_trials, epochs_per_trial=args.epochs_per_trial,
             finetune_epochs=args.finetune_epochs, directory=str(out / "search"),
             overwrite=args.overwrite, input_shape=input_shape, verbose=0 if args.quiet else 1,
-            preprocess=preprocess.as_callable() if preprocess else None,
+            preprocess=preprocess.as_callable() if preprocess else None, exclude=args.exclude,
         )
         try:
             result = search.run()
@@ -273,6 +277,15 @@ def _write_compressed(args: argparse.Namespace, result, preprocess, out: Path) -
     if args.int8:
         _export_int8(args, result.model, preprocess, out / "model_int8.tflite")
     print(f"Wrote {', '.join(sorted(p.name for p in out.iterdir() if p.is_file()))} in {out}")
+
+
+def _layer_names(text: str) -> tuple[str, ...]:
+    """``--exclude a,b`` as layer names (spaces around commas allowed)."""
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated layer names such as Conv1,Conv_1, got {text!r}")
+    return names
 
 
 @command

@@ -113,7 +113,7 @@ MNV2_035 = ["mobilenet_v2", "--alpha", "0.35", "--input-size", "96", "--classes"
     ("compress", ("MODEL", "--target-madds", "--target-latency-ms", "--calibration-archs",
                   "--tolerance", "--data", "--max-trials",
                   "--epochs-per-trial", "--finetune-epochs", "--int8", "--out", "--overwrite",
-                  "--preprocess")),
+                  "--preprocess", "--exclude")),
     ("space", ("MODEL", "--num-buckets", "--per-bucket", "--json", "--alpha")),
     ("export", ("MODEL", "--out", "--int8", "--float16", "--data", "--input-size",
                 "--preprocess")),
@@ -189,6 +189,24 @@ def test_compress_target_as_a_percentage_of_the_model(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["target"][1] == pytest.approx(0.5 * report["base_madds"])
     assert 0.95 * 0.5 * report["base_madds"] <= report["madds"] <= 0.5 * report["base_madds"]
+
+
+def test_compress_exclude_keeps_the_named_layers_whole(tmp_path):
+    out = tmp_path / "slim"
+    status = cli.main(["compress", *MNV2_035, "--target-madds", "50%", "--max-trials", "20",
+                       "--exclude", "Conv1, block_16_project", "--out", str(out), "--quiet"])
+    assert status == 0
+    report = json.loads((out / "report.json").read_text())
+    assert "Conv1" not in report["arch"] and "block_16_project" not in report["arch"]
+    slim = keras.saving.load_model(out / "model.keras")
+    assert slim.get_layer("Conv1").filters == 16 and slim.get_layer("block_16_project").filters == 112
+    assert 0.95 * 0.5 * report["base_madds"] <= report["madds"] <= 0.5 * report["base_madds"]
+
+
+def test_compress_exclude_of_an_unknown_layer_exits_2_naming_it(tmp_path, capsys):
+    status = cli.main(["compress", *MNV2_035, "--target-madds", "50%", "--exclude", "no_such_layer",
+                       "--out", str(tmp_path)])
+    assert status == 2 and "no_such_layer" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("budget", ["150%", "0%", "abc%"])

@@ -309,6 +309,7 @@ class CompressionSearch:
         )
         self.model = model
         self.data, self.validation_data = data, validation_data
+        self._fill: Callable[[Arch], Arch] | None = None  # start="greedy": set by run()
         if space is not None and exclude:
             raise ValueError(
                 "Pass exclude=... or space=..., not both: a space of your own already fixes "

@@ -135,7 +135,7 @@ class CompressionConfig:
             raise ValueError(f"importance_weighting must be one of {WEIGHTINGS}. "
                              f"Received: importance_weighting={weighting!r}.")
         if settings["start"] is None:  # with data, every trial trains a model of the target's cost
-            settings["start"] = "greedy" if with_data else "base"
+            settings["start"] = "greedy" if with_data and budgets is None else "base"
         if settings["start"] not in STARTS:
             raise ValueError(f"start must be one of {STARTS} or None. Received: start={settings['start']!r}.")
         if settings["start"] == "greedy" and not with_data:
@@ -144,6 +144,12 @@ class CompressionConfig:
                 "trains lies in the target; without data there is no trial training, and the "
                 "complete data-free search reaches the target anyway. Pass data=..., or "
                 "start='base' (the default without data)."
+            )
+        if settings["start"] == "greedy" and budgets is not None:
+            raise ValueError(
+                "start='greedy' cuts each trial's model into one target range, and several "
+                "budgets have several: pass start='base' (their default) or 'uniform', or "
+                f"compress once per budget. Received: target_madds={list(budgets)!r}."
             )
         name = "target_madds" if cost == "madds" else "target_latency_ms"
         unit = "MAdds" if cost == "madds" else "ms (predicted latency)"

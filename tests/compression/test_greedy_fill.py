@@ -87,3 +87,10 @@ def test_with_data_every_trial_trains_an_in_target_model_and_the_best_one_is_ret
     assert {k: encode_option(v) for k, v in result.arch.items()} == best["arch"]
     assert result.score == pytest.approx(best["score"], abs=1e-6)
 
+
+
+def test_several_budgets_default_to_the_base_start_and_refuse_the_greedy_one():
+    search = CompressionSearch(four_conv_cnn(), ["50%", "30%"], data=toy_data())
+    assert search.config.start == "base"
+    with pytest.raises(ValueError, match="start='greedy' cuts each trial's model into one target"):
+        CompressionSearch(four_conv_cnn(), ["50%", "30%"], data=toy_data(), start="greedy")
