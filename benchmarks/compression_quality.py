@@ -415,13 +415,32 @@ def stage_methods(payload: dict, methods: list[str], seeds: int, targets: list[f
 
 
 # -- stage: report ---------------------------------------------------------------------
-def summarize(rows: list[dict]) -> list[dict]:
-    """Mean, spread and paired difference to ``uniform_inherited`` per (method, target).
+def _compare(seeds: dict[int, dict], reference: dict[int, dict]) -> dict | None:
+    """Paired difference (same fine-tune seed) of two methods at one target, with a verdict.
 
-    The spread is the sample standard deviation over seeds; a difference whose
-    size is below the larger spread of the two methods is reported as
-    ``"no difference measured"``, never as a win or a loss.
+    A difference whose size is below the larger seed spread of the two methods
+    is ``"no difference measured"``, never a win or a loss.
     """
+    paired = [seeds[s]["test_acc"] - reference[s]["test_acc"] for s in seeds if s in reference]
+    if not paired:
+        return None
+    spread = max((float(np.std([r["test_acc"] for r in rows.values()], ddof=1)) if len(rows) > 1 else 0.0)
+                 for rows in (seeds, reference))
+    difference = float(np.mean(paired))
+    return {"difference": difference,
+            "difference_std": float(np.std(paired, ddof=1)) if len(paired) > 1 else None,
+            "spread": spread,
+            "verdict": ("no difference measured" if abs(difference) <= spread or len(paired) < 2
+                        else "better" if difference > 0 else "worse")}
+
+
+# What compress_data is measured against (the issue's goals), when both ran at a target
+RIVALS = ("uniform_inherited", "global_magnitude", "compress_free", "random_search")
+
+
+def summarize(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Per (method, target): mean, spread and paired difference to ``uniform_inherited``;
+    and compress_data against each of ``RIVALS`` (paired, see :func:`_compare`)."""
     by_key: dict[tuple, dict[int, dict]] = {}
     for row in rows:
         by_key.setdefault((row["method"], row["target"]), {})[row["seed"]] = row
@@ -433,19 +452,44 @@ def summarize(rows: list[dict]) -> list[dict]:
                  "mean": float(accuracies.mean()),
                  "std": float(accuracies.std(ddof=1)) if len(accuracies) > 1 else None}
         reference = by_key.get(("uniform_inherited", target))
-        if reference and method != "uniform_inherited":
-            paired = [seeds[s]["test_acc"] - reference[s]["test_acc"] for s in seeds if s in reference]
-            if paired:
-                ref_acc = np.array([r["test_acc"] for r in reference.values()])
-                spread = max(entry["std"] or 0.0, float(ref_acc.std(ddof=1)) if len(ref_acc) > 1 else 0.0)
-                difference = float(np.mean(paired))
-                entry.update(
-                    vs_uniform=difference,
-                    vs_uniform_std=float(np.std(paired, ddof=1)) if len(paired) > 1 else None,
-                    verdict=("no difference measured" if abs(difference) <= spread or len(paired) < 2
-                             else "better" if difference > 0 else "worse"))
+        versus = None if not reference or method == "uniform_inherited" else _compare(seeds, reference)
+        if versus:
+            entry.update(vs_uniform=versus["difference"], vs_uniform_std=versus["difference_std"],
+                         verdict=versus["verdict"])
         summary.append(entry)
-    return summary
+    comparisons = []
+    for (method, target), seeds in sorted(by_key.items(), key=lambda kv: -kv[0][1]):
+        if method != "compress_data":
+            continue
+        for rival in RIVALS:
+            versus = by_key.get((rival, target)) and _compare(seeds, by_key[(rival, target)])
+            if versus:
+                comparisons.append({"method": method, "versus": rival, "target": target, **versus})
+    return summary, comparisons
+
+
+def searches(rows: list[dict]) -> list[dict]:
+    """What each search with data spent and found: trials in target, seconds per trial, the
+    share of fit time spent tracing, and the first, best and chosen trial scores."""
+    found = {}
+    for row in rows:
+        if "trial_scores" in row and (row["method"], row["target"]) not in found:
+            fits = row.get("fits", [])
+            scores = row["trial_scores"]
+            found[(row["method"], row["target"])] = {
+                "method": row["method"], "target": row["target"], "trials": row["trials"],
+                "in_target": row["trials_in_target"], "start": row.get("start"),
+                "search_s": row["search_s"], "s_per_trial": row["search_s"] / max(row["trials"], 1),
+                "tracing_share_of_fits": (sum(f["tracing_s"] for f in fits) / sum(f["fit_s"] for f in fits)
+                                          if fits else None),
+                "tracing_s_per_fit": float(np.mean([f["tracing_s"] for f in fits])) if fits else None,
+                "first_trial_score": scores[0], "best_trial_score": max(scores),
+                "chosen_after_finetune": row.get("trial_score")}
+    return sorted(found.values(), key=lambda e: (-e["target"], e["method"]))
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
 
 
 def _pct(value: float | None) -> str:
@@ -458,8 +502,8 @@ def stage_report(payload: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    summary = summarize(payload["rows"])
-    payload["summary"] = summary
+    summary, comparisons = summarize(payload["rows"])
+    payload.update(summary=summary, comparisons=comparisons, searches=searches(payload["rows"]))
     save_results(payload)
     base = payload["base"]
     lines = [
@@ -476,6 +520,22 @@ def stage_report(payload: dict) -> None:
             f"{100 * e['vs_uniform']:+.2f} ± {_pct(e['vs_uniform_std'])}")
         lines.append(f"| {e['target']:.0%} | {e['method']} | {e['madds'] / 1e6:.2f} | {e['n']} | "
                      f"{_pct(e['mean'])} ± {_pct(e['std'])} | {versus} | {e.get('verdict', '-')} |")
+    if comparisons:
+        lines += ["", "compress_data against the others (paired by fine-tune seed; 'no difference "
+                  "measured' when inside the larger seed spread):", "",
+                  "| target | versus | difference (pts) | verdict |", "|---|---|---|---|"]
+        lines += [f"| {c['target']:.0%} | {c['versus']} | {100 * c['difference']:+.2f} ± "
+                  f"{_pct(c['difference_std'])} | {c['verdict']} |" for c in comparisons]
+    if payload["searches"]:
+        lines += ["", "The searches with data (one per target; trial scores are validation accuracy "
+                  "after the trial's one epoch on 5,000 images):", "",
+                  "| target | method | trials in target | s per trial | tracing share of fit time | "
+                  "first trial | best trial | chosen, after compress's fine-tune |", "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {e['target']:.0%} | {e['method']} | {e['in_target']}/{e['trials']} | "
+                  f"{e['s_per_trial']:.0f} | "
+                  f"{_share(e['tracing_share_of_fits'])} | "
+                  f"{_pct(e['first_trial_score'])} | {_pct(e['best_trial_score'])} | "
+                  f"{_pct(e['chosen_after_finetune'])} |" for e in payload["searches"]]
     table = "\n".join(lines)
     write_section(NAME, "## Compression quality on a trained MobileNetV2\n\n"
                   "`python -m benchmarks.compression_quality` (staged, resumable; "

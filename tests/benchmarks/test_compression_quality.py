@@ -43,13 +43,34 @@ def test_summary_calls_a_difference_inside_the_seed_spread_no_difference():
     rows = [_row("uniform_inherited", 0.5, s, a) for s, a in enumerate([0.60, 0.62, 0.64])]
     rows += [_row("compress_free", 0.5, s, a) for s, a in enumerate([0.61, 0.63, 0.65])]
     rows += [_row("global_magnitude", 0.5, s, a) for s, a in enumerate([0.70, 0.71, 0.72])]
-    summary = {e["method"]: e for e in summarize(rows)}
+    summary = {e["method"]: e for e in summarize(rows)[0]}
     assert summary["compress_free"]["vs_uniform"] == pytest.approx(0.01)
     assert summary["compress_free"]["verdict"] == "no difference measured"
     assert summary["global_magnitude"]["vs_uniform"] == pytest.approx(0.09)
     assert summary["global_magnitude"]["verdict"] == "better"
     assert summary["uniform_inherited"]["std"] == pytest.approx(0.02)
     assert "verdict" not in summary["uniform_inherited"]
+
+
+def test_compress_data_is_compared_paired_with_each_rival_that_ran_at_its_target():
+    from benchmarks.compression_quality import searches, summarize
+
+    rows = [_row("uniform_inherited", 0.5, s, a) for s, a in enumerate([0.60, 0.62, 0.64])]
+    rows += [_row("compress_free", 0.5, s, a) for s, a in enumerate([0.66, 0.66, 0.66])]
+    rows += [_row("compress_data", 0.5, s, a) for s, a in enumerate([0.65, 0.67, 0.66])]
+    rows += [_row("compress_data", 0.3, s, 0.5) for s in range(3)]  # no rival at 30%
+    search = {"trials": 4, "trials_in_target": 4, "search_s": 100.0, "trial_scores": [0.4, 0.5, 0.45, 0.3],
+              "trial_score": 0.55, "fits": [{"fit_s": 10.0, "tracing_s": 5.0}, {"fit_s": 30.0, "tracing_s": 5.0}]}
+    rows[6].update(search)
+    comparisons = {c["versus"]: c for c in summarize(rows)[1]}
+    assert set(comparisons) == {"uniform_inherited", "compress_free"}
+    assert comparisons["uniform_inherited"]["difference"] == pytest.approx(0.04)
+    assert comparisons["uniform_inherited"]["verdict"] == "better"  # beyond the 0.02 spread
+    assert comparisons["compress_free"]["difference"] == pytest.approx(0.0)
+    assert comparisons["compress_free"]["verdict"] == "no difference measured"
+    [found] = searches(rows)
+    assert found["s_per_trial"] == 25.0 and found["tracing_share_of_fits"] == pytest.approx(0.25)
+    assert (found["first_trial_score"], found["best_trial_score"]) == (0.4, 0.5)
 
 
 
