@@ -20,19 +20,25 @@ import keras_layernas as layernas
 from benchmarks import _cifar10
 from benchmarks._report import write_json, write_section
 from benchmarks.compression_quality import BASE_WEIGHTS, TARGETS, TOLERANCE, load_base
-from keras_layernas.compression import RetainedImportance, start_from, uniform_arch
+from keras_layernas.compression import RetainedImportance, greedy_fill, start_from, uniform_arch
 from keras_layernas.search import LayerNAS, Target
 
 BUDGETS = (12, 24, 48)
 
 
-def shares(space: layernas.SearchSpace, scorer: RetainedImportance, target: Target) -> dict:
-    """In-target counts among the first ``BUDGETS`` candidates of one search."""
+def shares(space: layernas.SearchSpace, scorer: RetainedImportance, target: Target,
+           fill: bool = False) -> dict:
+    """In-target counts among the first ``BUDGETS`` candidates of one search; with ``fill``,
+    of what each trial would train under ``start="greedy"`` (the greedy walk alone: compress
+    falls back on a data-free search over the free layers where it steps over the range)."""
     search = LayerNAS(space.options, space.cost, target=target, max_trials=max(BUDGETS))
     in_target = []
     while (candidate := search.ask()) is not None:
-        search.tell(candidate, scorer(candidate.arch))
-        in_target.append(target.contains(candidate.cost))
+        arch = candidate.arch
+        if fill:
+            arch = greedy_fill(space, arch, scorer.log_term, target) or arch
+        search.tell(candidate, scorer(arch))
+        in_target.append(target.contains(space.cost(arch)))
     return {str(b): sum(in_target[:b]) / min(b, len(in_target)) for b in BUDGETS}
 
 
@@ -45,9 +51,10 @@ def main() -> None:
     rows = []
     for fraction in TARGETS:
         target = Target((1 - TOLERANCE) * fraction * madds, fraction * madds)
-        for start in ("base", "uniform"):
-            searched = space if start == "base" else start_from(space, uniform_arch(space, target))
-            rows.append({"target": fraction, "start": start, "in_target_share": shares(searched, scorer, target)})
+        for start in ("base", "uniform", "greedy"):
+            searched = start_from(space, uniform_arch(space, target)) if start == "uniform" else space
+            rows.append({"target": fraction, "start": start,
+                         "in_target_share": shares(searched, scorer, target, fill=start == "greedy")})
             print(json.dumps(rows[-1]))
     write_json("in_target_share", {"trained_base": trained, "budgets": BUDGETS, "rows": rows,
                                    "command": "python -m benchmarks.in_target_share"})

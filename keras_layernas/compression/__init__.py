@@ -13,7 +13,7 @@ public ones; benchmarks use only these.
 """
 from __future__ import annotations
 
-from keras_layernas.compression._completion import complete_to_target
+from keras_layernas.compression._completion import complete_to_target, greedy_fill
 from keras_layernas.compression._compress import (
     CompressionSearch,
     compress,
@@ -33,6 +33,7 @@ __all__ = [
     "RetainedImportance",
     "Trainer",
     "complete_to_target",
+    "greedy_fill",
     "compress",
     "prepare_data",
     "prepare_training",
