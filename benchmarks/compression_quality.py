@@ -171,7 +171,7 @@ FINETUNE_RECIPE = {
 TRIALS = 24
 TRIAL_IMAGES = 5_000
 METHODS = ("base_finetuned", "uniform_inherited", "global_magnitude", "compress_free",
-           "compress_data", "random_search", "uniform_scratch")
+           "compress_data", "random_search", "uniform_scratch", "compress_free_ce")
 DEFAULT_METHODS = ("base_finetuned", "uniform_inherited", "global_magnitude", "compress_free")
 
 
@@ -349,6 +349,13 @@ def slim_model(method: str, fraction: float, base: keras.Model, splits: dict) ->
         model = fine.materialize(global_magnitude_arch(fine, base, target))
     elif method == "compress_free":
         model = layernas.compress(base, high, verbose=0)
+    elif method == "compress_free_ce":
+        # compress_data's winner trained 1 epoch as a trial and 1 as compress's fine-tune, both
+        # on the trial images with distillation; this gives compress_free's architecture those
+        # 2 epochs with plain cross-entropy, to tell the teacher's share from the epochs'
+        model = layernas.compress(base, high, verbose=0)
+        train, validation = trial_data(splits)
+        info["pretrain_val_acc"] = layernas.compression.Trainer(train, validation).fine_tune(model, 2)
     elif method == "compress_data":
         train, validation = trial_data(splits)
         timer = FitTimer()
