@@ -416,6 +416,8 @@ class CompressionSearch:
             engine = search_with_tuner(
                 space, trainer, self.config.epochs_per_trial, settings, work_dir,
                 self.config.project_name, self.config.overwrite, progress, fill=self._fill,
+                trial_recipe={"start": self.config.start, "epochs_per_trial": self.config.epochs_per_trial,
+                              "distill": self.config.distill},
             )
         progress.close()
         return engine

@@ -246,6 +246,37 @@ class CompressionTuner(LayerNASTuner):
         self.progress.trial(cost, score, self.target.contains(cost), maximize)
 
 
+TRIAL_RECIPE_FILE = "trial_recipe.json"
+
+
+def check_trial_recipe(project_dir: str, recipe: dict[str, Any], overwrite: bool) -> None:
+    """Refuse to resume trials trained another way; record the recipe of a new search.
+
+    The oracle's own fingerprint covers the space and LayerNAS's settings,
+    not how a trial trains: a search started with ``start="base"`` and
+    resumed with ``"greedy"`` would compare scores of different models.
+
+    Raises:
+        ValueError: ``project_dir`` holds a search whose trials trained otherwise.
+    """
+    path = os.path.join(project_dir, TRIAL_RECIPE_FILE)
+    recipe = json.loads(json.dumps(recipe))
+    if os.path.exists(path) and not overwrite:
+        with open(path) as f:
+            saved = json.load(f)
+        if saved != recipe:
+            changed = sorted(k for k in set(saved) | set(recipe) if saved.get(k) != recipe.get(k))
+            raise ValueError(
+                f"{project_dir!r} holds a search whose trials trained another way: "
+                + ", ".join(f"{k}={saved.get(k)!r} there, {recipe.get(k)!r} now" for k in changed)
+                + ". Pass the same settings to resume it, or overwrite=True or another directory "
+                "to start a new search."
+            )
+        return
+    os.makedirs(project_dir, exist_ok=True)
+    write_atomically(path, json.dumps(recipe))
+
+
 def search_with_tuner(
     space: SearchSpace,
     trainer: Any,
@@ -256,11 +287,17 @@ def search_with_tuner(
     overwrite: bool,
     progress: Progress,
     fill: Callable[[Arch], Arch] | None = None,
+    trial_recipe: dict[str, Any] | None = None,
 ) -> LayerNAS | None:
     """Run the search through LayerNASOracle + :class:`CompressionTuner`.
 
     Under KerasTuner's chief/worker variables the chief serves the oracle until
     the search ends and workers train trials until the chief stops them.
+
+    ``trial_recipe`` (what a trial trains and how: ``start``, epochs,
+    distillation) is kept beside the oracle's state; resuming with another
+    recipe would rank trials scored two ways, so it is refused
+    (:func:`check_trial_recipe`).
 
     Returns:
         The oracle's LayerNAS engine after the search (finished, or stopped at
@@ -277,6 +314,9 @@ def search_with_tuner(
             # overwrite=True would delete the oracle state the chief is writing.
             overwrite=overwrite and not worker, **settings,
         )
+    # After the tuner: overwrite=True has deleted the project folder by now. The chief owns it.
+    if trial_recipe is not None and not worker:
+        check_trial_recipe(os.path.join(directory, project_name), trial_recipe, overwrite)
     # KerasTuner's own display would print around every trial; Progress does.
     tuner.search(verbose=0)
     return None if worker else tuner.oracle.search

@@ -94,3 +94,17 @@ def test_several_budgets_default_to_the_base_start_and_refuse_the_greedy_one():
     assert search.config.start == "base"
     with pytest.raises(ValueError, match="start='greedy' cuts each trial's model into one target"):
         CompressionSearch(four_conv_cnn(), ["50%", "30%"], data=toy_data(), start="greedy")
+
+
+def test_resuming_trials_trained_another_way_is_refused(tmp_path):
+    model = four_conv_cnn()
+    target = 0.4 * layernas.count_madds(model)
+    kwargs = dict(data=toy_data(64), validation_data=toy_data(32, seed=1), max_trials=1,
+                  finetune_epochs=0, directory=tmp_path, verbose=0)
+    CompressionSearch(model, target, start="base", **kwargs).run()
+    with pytest.raises(ValueError, match=r"start='base' there, 'greedy' now.*overwrite=True"):
+        CompressionSearch(model, target, **kwargs).run()
+    resumed = CompressionSearch(model, target, start="base", **kwargs).run()  # same recipe: resumes
+    assert resumed.trials == 1
+    fresh = CompressionSearch(model, target, overwrite=True, **kwargs).run()  # a new search
+    assert fresh.trials == 1 and all(0.95 * target <= h["madds"] <= target for h in fresh.history)
