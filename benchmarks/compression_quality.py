@@ -295,15 +295,6 @@ class FitTimer(keras.callbacks.Callback):
                           "tracing_s": max(self._batches[0] - steady, 0.0) if self._batches else 0.0})
 
 
-def frozen_teacher(base: keras.Model) -> keras.Model:
-    """A frozen copy of the base: what compress() distils its trials from."""
-    teacher = keras.models.clone_model(base)
-    teacher.set_weights(base.get_weights())
-    teacher = keras.Model(teacher.inputs[0], teacher.outputs[0], name="teacher")
-    teacher.trainable = False
-    return teacher
-
-
 def random_search(base: keras.Model, target: tuple, train, validation) -> tuple[keras.Model, dict]:
     """``TRIALS`` uniformly random in-target architectures of compress()'s data space, each
     given compress()'s trial (the same Trainer: BN re-estimation, one distilled epoch, inference-
@@ -311,7 +302,7 @@ def random_search(base: keras.Model, target: tuple, train, validation) -> tuple[
     final fine-tune (one epoch)."""
     space = layernas.SearchSpace.from_model(base)
     timer = FitTimer()
-    trainer = layernas.compression.Trainer(train, validation, teacher=frozen_teacher(base), callbacks=[timer])
+    trainer = layernas.compression.Trainer(train, validation, teacher=layernas.compression.frozen_copy(base), callbacks=[timer])
     search = layernas.RandomSearch(space.options, space.cost, target=target, seed=0, max_trials=TRIALS)
     best, scores = None, []
     while (candidate := search.ask()) is not None:

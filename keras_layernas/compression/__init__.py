@@ -22,6 +22,7 @@ from keras_layernas.compression._compress import (
     uniform_arch,
 )
 from keras_layernas.compression._data import prepare_data, prepare_training
+from keras_layernas.compression._distillation import frozen_copy
 from keras_layernas.compression._result import CompressionResult
 from keras_layernas.compression._training import Trainer, reestimate_batchnorm
 from keras_layernas.surgery.importance import WEIGHTINGS, RetainedImportance
@@ -35,6 +36,7 @@ __all__ = [
     "complete_to_target",
     "greedy_fill",
     "compress",
+    "frozen_copy",
     "prepare_data",
     "prepare_training",
     "reestimate_batchnorm",

@@ -95,7 +95,6 @@ def complete_to_target(
     return current
 
 
-
 def first_unsearched(space: SearchSpace, arch: Sequence) -> int:
     """Index of the first layer after the last one that differs from its first option.
 

@@ -1,6 +1,7 @@
 """layernas.compress / CompressionSearch end to end, and the pieces it is made of."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -20,6 +21,27 @@ from keras_layernas.latency import _model as _latency
 from keras_layernas.compression._compress import CompressionSearch, shrink_only
 from keras_layernas.surgery import SearchSpace
 from tests._models import depthwise_cnn_32
+
+
+@contextlib.contextmanager
+def scoring_interrupted_at(monkeypatch, call: int):
+    """Inside the block, the ``call``-th data-free scoring raises KeyboardInterrupt (a killed
+    search); the block must end that way, and scoring is real again after it."""
+    real_call = RetainedImportance.__call__
+    calls = {"n": 0}
+
+    def interrupted(self, arch):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise KeyboardInterrupt
+        return real_call(self, arch)
+
+    monkeypatch.setattr(RetainedImportance, "__call__", interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            yield
+    finally:
+        monkeypatch.setattr(RetainedImportance, "__call__", real_call)
 
 
 # -- models and data --------------------------------------------------------------
@@ -251,19 +273,8 @@ def test_interrupted_data_free_search_resumes_where_it_stopped(mobilenet, tmp_pa
     kwargs = dict(max_trials=60, verbose=0)
     reference = CompressionSearch(mobilenet, 6e6, **kwargs).run()
     monkeypatch.setattr(_drivers, "SAVE_EVERY_S", 0.0)  # save after every trial
-    calls = {"n": 0}
-    real_call = RetainedImportance.__call__
-
-    def interrupted(self, arch):
-        calls["n"] += 1
-        if calls["n"] == 30:
-            raise KeyboardInterrupt
-        return real_call(self, arch)
-
-    monkeypatch.setattr(RetainedImportance, "__call__", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with scoring_interrupted_at(monkeypatch, 30):
         CompressionSearch(mobilenet, 6e6, directory=tmp_path, **kwargs).run()
-    monkeypatch.setattr(RetainedImportance, "__call__", real_call)
     state = json.loads((tmp_path / "compress" / _drivers.STATE_FILE).read_text())
     assert len(json.loads(state["search"])["told"]) == 29
     resumed = CompressionSearch(mobilenet, 6e6, directory=tmp_path, **kwargs).run()

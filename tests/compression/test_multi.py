@@ -16,7 +16,7 @@ from keras_layernas.compression._compress import CompressionSearch
 from keras_layernas.compression._training import Trainer
 from keras_layernas.search import LayerNAS, Target
 from keras_layernas.surgery import SearchSpace
-from tests.compression.test_compress import small_cnn, toy_data
+from tests.compression.test_compress import scoring_interrupted_at, small_cnn, toy_data
 
 
 def four_conv_cnn() -> keras.Model:
@@ -139,19 +139,8 @@ def test_an_interrupted_search_of_several_targets_resumes_where_it_stopped(model
     targets = ["70%", "50%", "30%"]
     reference = CompressionSearch(model, targets, verbose=0).run()
     monkeypatch.setattr(_drivers, "SAVE_EVERY_S", 0.0)  # save after every trial
-    calls = {"n": 0}
-    real_call = RetainedImportance.__call__
-
-    def interrupted(self, arch):
-        calls["n"] += 1
-        if calls["n"] == 20:
-            raise KeyboardInterrupt
-        return real_call(self, arch)
-
-    monkeypatch.setattr(RetainedImportance, "__call__", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with scoring_interrupted_at(monkeypatch, 20):
         CompressionSearch(model, targets, directory=tmp_path, verbose=0).run()
-    monkeypatch.setattr(RetainedImportance, "__call__", real_call)
     state = json.loads((tmp_path / "compress" / _drivers.STATE_FILE).read_text())
     assert len(json.loads(state["search"])["told"]) == 19
     assert len(state["fingerprint"]["target"]) == 3  # the three ranges, not their span
