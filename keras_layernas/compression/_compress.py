@@ -548,16 +548,34 @@ class CompressionSearch:
         score, arch, completed = max(candidates, key=lambda c: c[0])
         return arch, completed, completion_trials
 
-    def _best_filled(self, space: SearchSpace, engine: LayerNAS) -> tuple[Arch, float] | None:
-        """The best trial whose trained (filled) architecture lies in the target.
+    def _filled_in_target(self, space: SearchSpace, engine: LayerNAS) -> list[tuple[Arch, float]]:
+        """``(trained architecture, score)`` of every scored trial that trained an in-target model.
 
-        LayerNAS's own ``best`` reads the candidates' costs; with a fill, what
-        each trial trained and scored is ``self._fill(candidate)``.
+        LayerNAS's own ``best`` and ``pareto_front`` read the candidates' costs;
+        with a fill, what each trial trained and scored is ``self._fill(candidate)``.
         """
         trained = [(self._fill(r.arch), r.score) for r in engine.history if r.score is not None]
-        in_target = [(arch, score) for arch, score in trained if self.config.target.contains(space.cost(arch))]
+        return [(arch, score) for arch, score in trained if self.config.target.contains(space.cost(arch))]
+
+    def _best_filled(self, space: SearchSpace, engine: LayerNAS) -> tuple[Arch, float] | None:
+        """The best trial whose trained (filled) architecture lies in the target."""
         # max keeps the first of equal scores: the earlier trial
-        return max(in_target, key=lambda pair: pair[1], default=None)
+        return max(self._filled_in_target(space, engine), key=lambda pair: pair[1], default=None)
+
+    def _pareto_front(self, space: SearchSpace, engine: LayerNAS, direction: str) -> list[dict]:
+        """LayerNAS's front (best per last-layer cost bucket); with a fill, the trained models
+        no cheaper one outscores (candidate buckets say nothing of the filled models' costs)."""
+        if self._fill is None:
+            return [{**self._cost_fields(r.arch, r.cost), "score": as_maximized(r.score, direction),
+                     "arch": space.encode(r.arch)} for r in engine.pareto_front()]
+        front, best = [], -math.inf
+        for arch, score in sorted(self._filled_in_target(space, engine),
+                                  key=lambda pair: (space.cost(pair[0]), -pair[1])):
+            if score > best:
+                best = score
+                front.append({**self._cost_fields(arch, space.cost(arch)),
+                              "score": as_maximized(score, direction), "arch": space.encode(arch)})
+        return front
 
     def _calibrate(self, space: SearchSpace) -> LatencyModel:
         """The latency model of ``space``, its measurements cached beside the search.
@@ -638,10 +656,7 @@ class CompressionSearch:
                  "score": as_maximized(r.score, direction)}
                 for r in engine.history
             ] + [{"id": None, "layer": "completion", **t} for t in completion_trials],
-            pareto_front=[
-                {**self._trained_fields(space, r.arch, r.cost), "score": as_maximized(r.score, direction)}
-                for r in engine.pareto_front()
-            ],
+            pareto_front=self._pareto_front(space, engine, direction),
             layers=layer_table(self.space, arch, self.model, slim, self.config.input_shape),
             cost=self.config.cost,
             latency=latency,

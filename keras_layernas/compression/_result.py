@@ -114,7 +114,8 @@ class CompressionResult:
         history: every trial: ``{"id", "layer", "madds", "score", "arch"}``,
             plus ``"latency_ms"`` (predicted) when searched under latency;
             saved beside the report, not in it (:meth:`save_report`).
-        pareto_front: best candidate per cost bucket of the last layer.
+        pareto_front: best candidate per cost bucket of the last layer (with
+            ``start="greedy"``: the trained models no cheaper one outscores).
         layers: the per-layer table (see :func:`layer_table`).
         cost: what the search minimized towards the target: ``"madds"`` or
             ``"latency"``.

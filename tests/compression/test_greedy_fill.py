@@ -86,6 +86,11 @@ def test_with_data_every_trial_trains_an_in_target_model_and_the_best_one_is_ret
     best = max(result.history, key=lambda h: h["score"])
     assert {k: encode_option(v) for k, v in result.arch.items()} == best["arch"]
     assert result.score == pytest.approx(best["score"], abs=1e-6)
+    # the front is of what the trials trained: in target, dearer only where it scores higher
+    front = result.pareto_front
+    assert front and front[-1]["score"] == best["score"]
+    assert all(0.95 * target <= p["madds"] <= target for p in front)
+    assert all(a["madds"] < b["madds"] and a["score"] < b["score"] for a, b in zip(front, front[1:]))
 
 
 
