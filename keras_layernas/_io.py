@@ -9,6 +9,7 @@ umask permissions (``mkstemp``'s 0600 would survive the rename).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import uuid
 from pathlib import Path
@@ -49,6 +50,16 @@ def fingerprint(space: Any, settings: dict[str, Any]) -> dict[str, Any]:
     ``space`` is a :class:`~keras_layernas.surgery.SearchSpace`; its options
     appear in the space's own encoding (``SearchLayer.encode``), the one the
     oracle's hyperparameters, the reports and the distributed hand-off use.
+    ``max_trials`` is left out: it decides only when the search stops, so a
+    resume may search longer (or stop sooner) than the run it continues.
     """
     return {"layers": {layer.name: [layer.encode(o) for o in layer.options]
-                       for layer in space.layers}, **settings}
+                       for layer in space.layers},
+            **{key: value for key, value in settings.items() if key != "max_trials"}}
+
+
+def same_search(saved: dict[str, Any], now: dict[str, Any]) -> bool:
+    """Whether a saved fingerprint is ``now``'s (one saved with ``max_trials``, before it was
+    left out, still matches)."""
+    saved = {key: value for key, value in saved.items() if key != "max_trials"}
+    return saved == json.loads(json.dumps(now))

@@ -125,7 +125,8 @@ def search_in_process(
         space: the search space.
         score_fn: architecture -> score (higher is better); must be cheap.
         settings: ``LayerNAS`` keyword arguments (target, num_buckets,
-            per_bucket, seed, max_trials); part of the resume fingerprint.
+            per_bucket, seed, max_trials); all but max_trials are part of the
+            resume fingerprint.
         project_dir: where the state lives; None keeps nothing on disk.
         overwrite: start over even if a saved state exists.
         progress: where trials are reported.
@@ -142,13 +143,13 @@ def search_in_process(
     if path and os.path.exists(path) and not overwrite:
         with open(path) as f:
             saved = json.load(f)
-        if saved["fingerprint"] != json.loads(json.dumps(fingerprint)):
+        if not _io.same_search(saved["fingerprint"], fingerprint):
             raise ValueError(
                 f"{project_dir!r} holds a search of a different space or settings "
                 f"({saved['fingerprint']['target']} vs {list(settings['target'])} target...). "
                 "Pass overwrite=True or another directory to start a new search."
             )
-        search = LayerNAS.from_json(saved["search"], space.cost)
+        search = LayerNAS.from_json(saved["search"], space.cost, max_trials=settings.get("max_trials"))
         for record in search.history:
             progress.trial(record.cost, record.score, search.in_target(record.cost))
     if search is None:

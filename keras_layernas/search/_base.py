@@ -470,7 +470,8 @@ class BaseSearch:
             text: the JSON from ``to_json``.
             cost_fn: the same cost function (functions are not serialisable).
             **kwargs: non-serialisable constructor arguments of the subclass
-                (e.g. a custom ``bucket_key``).
+                (e.g. a custom ``bucket_key``), or ``max_trials``: a new cap
+                (a resumed search may run longer); by default the saved one.
 
         Raises:
             ValueError: not a saved state of this class, or cost_fn disagrees
@@ -495,7 +496,7 @@ class BaseSearch:
             cost_fn,
             target=Target.of(state["target"]),
             seed=state["seed"],
-            max_trials=state["max_trials"],
+            max_trials=kwargs.pop("max_trials", state["max_trials"]),
             **{**state["config"], **kwargs},
         )
         saved_costs = dict((cid, cost) for cid, cost in state["costs"])

@@ -23,7 +23,7 @@ from keras_tuner.src import backend as keras_tuner_backend
 from keras_tuner.src import utils as keras_tuner_utils
 from keras_tuner.src.engine.metrics_tracking import MetricsTracker
 
-from keras_layernas._io import fingerprint, write_atomically
+from keras_layernas._io import fingerprint, same_search, write_atomically
 from keras_layernas.search import LayerNAS, as_maximized
 from keras_layernas.surgery.space import SearchSpace
 from keras_layernas.tuner._choices import choice_values, declare_architecture
@@ -445,14 +445,15 @@ class LayerNASOracle(keras_tuner.Oracle):
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         saved = state["layernas"]
-        if saved["space"] != self._fingerprint():
+        if not same_search(saved["space"], self._fingerprint()):
             raise _DifferentSearch(
                 "This project was searched with a different space or LayerNAS "
                 f"settings. Saved: {saved['space']}. Now: {self._fingerprint()}. "
                 "Pass overwrite=True or another project_name to start a new search."
             )
         super().set_state(state)
-        self._search = LayerNAS.from_json(saved["search"], self.space.cost)
+        self._search = LayerNAS.from_json(saved["search"], self.space.cost,
+                                          max_trials=self._search_args["max_trials"])
         self._candidate_of_trial = dict(saved["candidate_of_trial"])
         self._told_trials = set(saved["told_trials"])
 

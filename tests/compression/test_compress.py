@@ -290,6 +290,14 @@ def test_resume_refuses_a_directory_searched_with_another_target(tmp_path):
         CompressionSearch(small_cnn(), 0.9e6, directory=tmp_path, max_trials=5, verbose=0).run()
 
 
+def test_a_search_resumed_with_more_max_trials_continues_where_the_shorter_one_ended(mobilenet, tmp_path):
+    short = CompressionSearch(mobilenet, 6e6, directory=tmp_path, max_trials=20, verbose=0).run()
+    resumed = CompressionSearch(mobilenet, 6e6, directory=tmp_path, max_trials=45, verbose=0).run()
+    longer = CompressionSearch(mobilenet, 6e6, max_trials=45, verbose=0).run()
+    assert (short.trials, resumed.trials) == (20, 45)
+    assert resumed.history == longer.history
+
+
 # -- with data -------------------------------------------------------------------------
 @pytest.mark.slow
 def test_search_with_data_fine_tunes_scores_and_resumes_through_the_tuner(tmp_path, monkeypatch):

@@ -250,6 +250,16 @@ def test_state_survives_reload_and_the_search_continues_identically(tmp_path):
     assert archs + run_sequentially(second) == uninterrupted
 
 
+def test_a_resume_with_a_larger_max_trials_runs_the_extra_trials_of_the_longer_search(tmp_path):
+    longer = run_sequentially(make_oracle(tmp_path / "a", max_trials=9))
+    first = run_sequentially(make_oracle(tmp_path / "b", max_trials=5))
+    assert len(first) == 5
+    resumed = make_oracle(tmp_path / "b", max_trials=9)
+    resumed.reload()
+    assert first + run_sequentially(resumed) == longer
+    assert len(longer) == 9
+
+
 def test_a_union_target_survives_reload_and_another_union_of_the_same_span_is_refused(tmp_path):
     tiers = Target.union([(700, 800), (1000, 1100)])
     uninterrupted = run_sequentially(make_oracle(tmp_path / "a", target=tiers))
