@@ -65,22 +65,43 @@ class Progress:
         self.best: float | None = None
         self.best_cost: float | None = None
         self._done = 0
+        self._resumed = 0  # trials a resumed search had run: the bar times only the new ones
         self._bar = None
         # A search of unknown length (data-free: it ends when LayerNAS does)
         # shows a running count; Keras' Progbar would read "n/Unknown".
         self._counter = verbose == 1 and total is None
-        if verbose == 1 and total is not None:
-            self._bar = keras.utils.Progbar(
-                total, stateful_metrics=["best_" + score_name, "best_" + self.cost_name],
-                unit_name="trial",
-            )
+        self._total = total
+        self._new_bar()
 
-    def trial(self, cost: float, score: float | None, in_target: bool, maximize: bool = True) -> None:
-        """Record one ended trial."""
+    def _new_bar(self) -> None:
+        if self.verbose == 1 and self._total is not None:
+            self._bar = keras.utils.Progbar(
+                self._total - self._resumed, unit_name="trial",
+                stateful_metrics=["best_" + self.score_name, "best_" + self.cost_name])
+
+    def resume(self, ended: list[tuple[float, float | None, bool]], maximize: bool = True) -> None:
+        """Count the ``(cost, score, in_target)`` trials a resumed search already ran, say so,
+        and time only the trials still to run (a bar over all would show their ETA as seconds)."""
+        if not ended:
+            return
+        for cost, score, in_target in ended:
+            self._record(cost, score, in_target, maximize)
+        self._resumed = self._done = len(ended)
+        if self.verbose:
+            best = ("" if self.best is None else f"; best in target: {self.score_name} "
+                    f"{self.best:.4f} at {self.best_cost / self.cost_scale:.2f} {self.cost_name}")
+            print(f"Resuming after {self._done} trials{best}.", flush=True)
+        self._new_bar()
+
+    def _record(self, cost: float, score: float | None, in_target: bool, maximize: bool) -> None:
         self._done += 1
         if score is not None and in_target and math.isfinite(score):
             if self.best is None or (score > self.best if maximize else score < self.best):
                 self.best, self.best_cost = score, cost
+
+    def trial(self, cost: float, score: float | None, in_target: bool, maximize: bool = True) -> None:
+        """Record one ended trial."""
+        self._record(cost, score, in_target, maximize)
         if self.verbose == 2:
             shown = "failed" if score is None else f"{score:.4f}"
             print(f"trial {self._done}: {cost / self.cost_scale:.2f} {self.cost_name}, "
@@ -95,7 +116,7 @@ class Progress:
             values = [("best_" + self.score_name, self.best),
                       ("best_" + self.cost_name, self.best_cost / self.cost_scale)]
         if self._bar is not None:
-            self._bar.update(self._done, values=values)
+            self._bar.update(self._done - self._resumed, values=values)
         else:
             shown = "".join(f" - {name}: {value:.4g}" for name, value in values)
             print(f"\r{self._done} trials{shown}", end="", flush=True)
@@ -104,7 +125,7 @@ class Progress:
         if self._bar is not None:
             # The search may end before max_trials: a bar at its target prints
             # its final line and a newline.
-            self._bar.target = self._done
+            self._bar.target = self._done - self._resumed
             self._update()
         elif self._counter:
             self._update()
@@ -150,8 +171,7 @@ def search_in_process(
                 "Pass overwrite=True or another directory to start a new search."
             )
         search = LayerNAS.from_json(saved["search"], space.cost, max_trials=settings.get("max_trials"))
-        for record in search.history:
-            progress.trial(record.cost, record.score, search.in_target(record.cost))
+        progress.resume([(r.cost, r.score, search.in_target(r.cost)) for r in search.history])
     if search is None:
         search = LayerNAS(space.options, space.cost, **settings)
 
@@ -240,11 +260,22 @@ class CompressionTuner(LayerNASTuner):
 
     def on_trial_end(self, trial) -> None:
         super().on_trial_end(trial)
-        ended = self.oracle.get_trial(trial.trial_id)
+        self.progress.trial(*self._outcome(trial.trial_id), self._maximize)
+
+    @property
+    def _maximize(self) -> bool:
+        return self.oracle.objective.direction == "max"
+
+    def _outcome(self, trial_id: str) -> tuple[float, float | None, bool]:
+        """``(cost, score, in_target)`` of an ended trial: its trained model's cost, None if failed."""
+        ended = self.oracle.get_trial(trial_id)
         cost = self.space.cost(self.fill(self.space.decode(ended.hyperparameters.values)))
         score = ended.score if ended.status == "COMPLETED" else None
-        maximize = self.oracle.objective.direction == "max"
-        self.progress.trial(cost, score, self.target.contains(cost), maximize)
+        return cost, score, self.target.contains(cost)
+
+    def report_resumed(self) -> None:
+        """Tell the progress what a reloaded project had already run (the chief's oracle only)."""
+        self.progress.resume([self._outcome(t) for t in self.oracle.end_order], self._maximize)
 
 
 TRIAL_RECIPE_FILE = "trial_recipe.json"
@@ -318,6 +349,8 @@ def search_with_tuner(
     # After the tuner: overwrite=True has deleted the project folder by now. The chief owns it.
     if trial_recipe is not None and not worker:
         check_trial_recipe(os.path.join(directory, project_name), trial_recipe, overwrite)
+    if not worker:
+        tuner.report_resumed()
     # KerasTuner's own display would print around every trial; Progress does.
     tuner.search(verbose=0)
     return None if worker else tuner.oracle.search

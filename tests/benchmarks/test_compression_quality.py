@@ -90,3 +90,38 @@ def test_random_search_baseline_trains_in_target_models_and_returns_the_best(mon
     # 3 trials and the winner's fine-tune, 2 batches of 32 each; the first batch holds the tracing
     assert [fit["batches"] for fit in info["fits"]] == [2] * 4
     assert all(0 <= fit["tracing_s"] <= fit["first_batch_s"] <= fit["fit_s"] for fit in info["fits"])
+
+
+def test_kendall_tau_b_counts_pairs_and_corrects_for_ties():
+    from benchmarks._rank import kendall_tau
+
+    assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(4 / 6)  # 5 concordant, 1 discordant
+    assert kendall_tau([1, 1, 2], [1, 2, 3]) == pytest.approx(2 / np.sqrt(2 * 3))  # one tie in x
+    assert np.isnan(kendall_tau([1, 1, 1], [1, 2, 3]))
+    with pytest.raises(ValueError, match="one length"):
+        kendall_tau([1, 2], [1, 2, 3])
+
+
+def test_bootstrap_interval_is_a_point_for_a_perfect_order_and_spans_zero_for_noise():
+    from benchmarks._rank import tau_with_interval
+
+    tau, interval = tau_with_interval(range(30), range(30), resamples=200)
+    assert tau == 1.0 and interval == [1.0, 1.0]
+    rng = np.random.default_rng(0)
+    tau, (low, high) = tau_with_interval(rng.normal(size=60), rng.normal(size=60), resamples=500)
+    assert low < 0 < high and low <= tau <= high and high - low < 0.5
+
+
+def test_rank_table_ranks_each_score_against_test_accuracy_on_the_candidates_that_have_it():
+    from benchmarks.compression_quality import rank_table
+
+    accuracy = np.linspace(0.4, 0.6, 8)
+    measured = [{"target": 0.5, "test_acc": a, "val_acc": a, "scores": {
+        "trial": a, "madds": -a, "trial_0_epochs": 0.1,
+        **({"retained_equal": a} if i < 6 else {})}} for i, a in enumerate(accuracy)]
+    rows = {r["score"]: r for r in rank_table(measured)}
+    assert rows["trial"]["kendall_tau"] == 1.0 and rows["trial"]["default"]
+    assert rows["trial"]["default_of"] == "compress(model, T, data=...)"
+    assert rows["madds"]["kendall_tau"] == -1.0 and not rows["madds"]["default"]
+    assert rows["retained_equal"]["n"] == 6 and rows["trial"]["n"] == 8
+    assert rows["trial_0_epochs"]["kendall_tau"] is None  # a constant score orders nothing

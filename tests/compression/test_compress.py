@@ -300,7 +300,7 @@ def test_a_search_resumed_with_more_max_trials_continues_where_the_shorter_one_e
 
 # -- with data -------------------------------------------------------------------------
 @pytest.mark.slow
-def test_search_with_data_fine_tunes_scores_and_resumes_through_the_tuner(tmp_path, monkeypatch):
+def test_search_with_data_fine_tunes_scores_and_resumes_through_the_tuner(tmp_path, monkeypatch, capsys):
     model = small_cnn()
     data, validation = toy_data(128, seed=0), toy_data(64, seed=1)
     real_fine_tune = Trainer.fine_tune
@@ -320,7 +320,10 @@ def test_search_with_data_fine_tunes_scores_and_resumes_through_the_tuner(tmp_pa
     with pytest.raises(KeyboardInterrupt):
         CompressionSearch(model, 1e6, **kwargs).run()
     trained.clear()
-    result = CompressionSearch(model, 1e6, **kwargs).run()
+    capsys.readouterr()
+    result = CompressionSearch(model, 1e6, **{**kwargs, "verbose": 2}).run()
+    out = capsys.readouterr().out
+    assert "Resuming after 2 trials" in out and "trial 3:" in out and "trial 1:" not in out
     # trials 3 and 4 are trained on resume (1 and 2 are not), then each greedy
     # completion like a trial, then the winner
     completions = [h for h in result.history if h["layer"] == "completion"]

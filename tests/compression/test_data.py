@@ -204,3 +204,14 @@ def test_integer_labels_outside_the_model_classes_are_refused(labels, bad):
         prepare_training((x, labels), (x, y), (8, 8, 3), classes=4)
     make_train, _ = prepare_training((x, y), (x, y), (8, 8, 3), classes=4)  # 0..2 fit
     assert sum(sizes(make_train())) == 8
+
+
+def test_progress_of_a_resumed_search_counts_the_old_trials_and_bars_only_the_new(capsys):
+    progress = Progress(total=5, verbose=1, score_name="score")
+    progress.resume([(5e6, 0.7, False), (4e6, 0.4, True), (4e6, None, True)])
+    progress.trial(4e6, 0.5, in_target=True)
+    progress.close()
+    out = capsys.readouterr().out
+    assert out.startswith("Resuming after 3 trials; best in target: score 0.4000 at 4.00 MMAdds.\n")
+    assert "1/1" in out and "best_score: 0.5000" in out  # the bar ran over the new trial only
+    assert progress.best == 0.5
