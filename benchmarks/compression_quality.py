@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -38,6 +39,7 @@ import numpy as np
 
 import keras_layernas as layernas
 from benchmarks import _cifar10
+from benchmarks._rank import kendall_tau, tau_with_interval
 from benchmarks._report import RESULTS, ROOT, atomic_write, machine, write_section
 
 NAME = "compression_quality"
@@ -412,6 +414,130 @@ def stage_methods(payload: dict, methods: list[str], seeds: int, targets: list[f
                     f"({row['madds'] / 1e6:.2f} MMAdds)")
 
 
+# -- stage: rank -----------------------------------------------------------------------
+RANK_TARGETS = (0.5, 0.3)
+# LayerNAS trials per target whose trained models the rank study takes: compress_data's 24
+# trials, resumed to this many, so that >= 30 distinct in-target models come out
+RANK_TRIALS = 36
+# The cheap scores ranked against the fine-tuned accuracy, and which compress() call uses each
+RANK_SCORES = {
+    "trial": "compress(data=...) default: val accuracy after 1 distilled epoch on 5,000 images",
+    "trial_0_epochs": "val accuracy after BatchNorm re-estimation, no training",
+    "teacher_kl_0_epochs": "minus KL(base || candidate) on validation, no training",
+    "retained_equal": "compress() without data default: retained L1 importance, layers weighted equally",
+    "retained_layers": "retained L1 importance, layers weighted by the kernels they slice",
+    "madds": "the candidate's MAdds (inside the 5% band): the baseline any score must beat",
+}
+DEFAULT_SCORES = {"trial": "compress(model, T, data=...)", "retained_equal": "compress(model, T)"}
+
+
+def rank_candidates(fraction: float, base: keras.Model, splits: dict) -> list[dict]:
+    """The rank study's candidates at one target: every distinct in-target model LayerNAS's
+    trials trained (compress_data's search resumed to ``RANK_TRIALS``), with its trial score,
+    then the uniform and global-magnitude cuts. Saved, so a resumed study ranks the same set."""
+    path = WORK / "rank" / f"candidates_{fraction}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    high = fraction * layernas.count_madds(base)
+    target = ((1 - TOLERANCE) * high, high)
+    project = WORK / "rank" / f"search_{fraction}"
+    searched = WORK / "searches" / f"compress_data_{fraction}"
+    if not project.exists() and searched.exists():
+        shutil.copytree(searched, project)  # its 24 trials are not trained again
+    train, validation = trial_data(splits)
+    result = layernas.CompressionSearch(
+        base, high, data=train, validation_data=validation, max_trials=RANK_TRIALS, verbose=1,
+        directory=WORK / "rank", project_name=project.name).run()
+    candidates, seen = [], set()
+    for trial in result.history:
+        key = json.dumps(trial["arch"], sort_keys=True)
+        if trial["layer"] == "completion" or not target[0] <= trial["madds"] <= target[1] or key in seen:
+            continue  # a repeated model keeps its first trial's score
+        seen.add(key)
+        candidates.append({"source": "layernas", "trial": trial["id"], "arch": trial["arch"],
+                           "madds": trial["madds"], "trial_score": trial["score"]})
+    fine = every_width_space(base)
+    for source, arch in (("uniform_inherited", layernas.compression.uniform_arch(fine, target)),
+                         ("global_magnitude", global_magnitude_arch(fine, base, target))):
+        candidates.append({"source": source, "trial": None, "arch": fine.encode(arch),
+                           "madds": fine.cost(arch), "trial_score": None})
+    atomic_write(path, json.dumps(candidates))
+    return candidates
+
+
+def teacher_kl(model: keras.Model, teacher_probs: np.ndarray, validation) -> float:
+    """Mean KL(teacher || model) of the softmax outputs on the validation images."""
+    probs = keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(validation, verbose=0)))
+    eps = 1e-8
+    return float(np.mean(np.sum(teacher_probs * (np.log(teacher_probs + eps) - np.log(probs + eps)), axis=1)))
+
+
+def rank_measure(candidate: dict, spaces: dict, scorers: dict, base: keras.Model,
+                 teacher_probs: np.ndarray, splits: dict) -> dict:
+    """Every cheap score of one candidate, then its fine-tuned accuracy (the final fine-tune,
+    seed 0, from the base's inherited weights: what each score claims to predict)."""
+    space_name = "default" if candidate["source"] == "layernas" else "every_width"
+    space = spaces[space_name]
+    arch = space.decode(candidate["arch"])
+    train, validation = trial_data(splits)
+    trainer = layernas.compression.Trainer(train, validation, teacher=layernas.compression.frozen_copy(base))
+    # the every-width space has other searchable layers (25 against 23), so its retained
+    # importance is on another scale: the data-free scores rank LayerNAS's candidates only
+    scores = {name: scorer(arch) for name, scorer in scorers.items()} if space_name == "default" else {}
+    scores["madds"] = candidate["madds"]
+    model = space.materialize(arch)
+    scores["trial_0_epochs"] = trainer.fine_tune(model, 0)
+    scores["teacher_kl_0_epochs"] = -teacher_kl(model, teacher_probs, validation)
+    scores["trial"] = (candidate["trial_score"] if candidate["trial_score"] is not None
+                       else trainer.fine_tune(space.materialize(arch), 1))
+    return {"scores": scores, **finetune_and_test(space.materialize(arch), splits, seed=0)}
+
+
+def stage_rank(payload: dict, targets: list[float]) -> None:
+    """For each target, every candidate's cheap scores and fine-tuned accuracy, one
+    candidate at a time into ``payload["rank_candidates"]`` (resumable)."""
+    base = load_base()
+    splits = _cifar10.load_splits()
+    spaces = {"default": layernas.SearchSpace.from_model(base), "every_width": every_width_space(base)}
+    scorers = {f"retained_{w}": layernas.compression.RetainedImportance(spaces["default"], base, w)
+               for w in layernas.compression.WEIGHTINGS}
+    _, validation = trial_data(splits)
+    teacher_probs = keras.ops.convert_to_numpy(keras.ops.softmax(base.predict(validation, verbose=0)))
+    measured = payload.setdefault("rank_candidates", [])
+    for fraction in targets:
+        candidates = rank_candidates(fraction, base, splits)
+        done = {m["index"] for m in measured if m["target"] == fraction}
+        log(f"rank study at {fraction:.0%}: {len(candidates)} candidates, {len(done)} measured")
+        for index, candidate in enumerate(candidates):
+            if index in done:
+                continue
+            entry = {"target": fraction, "index": index, "source": candidate["source"],
+                     "trial": candidate["trial"], "madds": candidate["madds"],
+                     **rank_measure(candidate, spaces, scorers, base, teacher_probs, splits)}
+            measured.append(entry)
+            save_results(payload)
+            log(f"rank {fraction:.0%} #{index} ({candidate['source']}): test {entry['test_acc']:.4f}, "
+                + ", ".join(f"{k} {v:.4g}" for k, v in entry["scores"].items()))
+
+
+def rank_table(measured: list[dict]) -> list[dict]:
+    """Kendall tau-b (90% bootstrap interval) of every cheap score against fine-tuned test
+    accuracy (and validation accuracy, on which a default is chosen), per target."""
+    rank = []
+    for target in sorted({m["target"] for m in measured}, reverse=True):
+        entries = [m for m in measured if m["target"] == target]
+        for score in RANK_SCORES:
+            values = [m["scores"].get(score) for m in entries]
+            pairs = [(v, m) for v, m in zip(values, entries) if v is not None]
+            tau, ci90 = tau_with_interval([v for v, _ in pairs], [m["test_acc"] for _, m in pairs])
+            tau_val = kendall_tau([v for v, _ in pairs], [m["val_acc"] for _, m in pairs])
+            finite = lambda value: None if value is None or np.isnan(value) else value  # JSON has no NaN
+            rank.append({"target": target, "score": score, "default": score in DEFAULT_SCORES,
+                         "default_of": DEFAULT_SCORES.get(score), "kendall_tau": finite(tau), "ci90": ci90,
+                         "kendall_tau_val": finite(tau_val), "n": len(pairs)})
+    return rank
+
+
 # -- stage: report ---------------------------------------------------------------------
 def _compare(seeds: dict[int, dict], reference: dict[int, dict]) -> dict | None:
     """Paired difference (same fine-tune seed) of two methods at one target, with a verdict.
@@ -519,7 +645,8 @@ def stage_report(payload: dict) -> None:
                                      WORK / "slim" / f"compress_free_{entry['target']}.keras")
         entry["layers_differing_from_compress_free"] = (
             known.get((entry["method"], entry["target"])) if differing is None else differing)
-    payload.update(summary=summary, comparisons=comparisons, searches=found)
+    payload.update(summary=summary, comparisons=comparisons, searches=found,
+                   rank=rank_table(payload.get("rank_candidates", [])))
     save_results(payload)
     base = payload["base"]
     lines = [
@@ -554,6 +681,19 @@ def stage_report(payload: dict) -> None:
                   f"{_pct(e['first_trial_score'])} | {_pct(e['best_trial_score'])} | "
                   f"{_pct(e['chosen_after_finetune'])} | {e['layers_differing_from_compress_free']} |"
                   for e in payload["searches"]]
+    if payload["rank"]:
+        lines += ["", "Rank study: how well each cheap score orders in-target candidates by their accuracy "
+                  "after the final fine-tune (seed 0, from the base's inherited weights). Candidates: every "
+                  f"distinct in-target model of LayerNAS's trials ({RANK_TRIALS} trials) plus the uniform "
+                  "and global-magnitude cuts; the retained-importance scores rank LayerNAS's candidates only. "
+                  "Kendall tau-b with a 90% bootstrap interval:", "",
+                  "| target | score | default of | tau vs test acc (CI90) | tau vs val acc | n |",
+                  "|---|---|---|---|---|---|"]
+        tau = lambda value: "-" if value is None else f"{value:+.2f}"
+        lines += [f"| {r['target']:.0%} | {r['score']} | {r['default_of'] or '-'} | {tau(r['kendall_tau'])} "
+                  f"({tau(r['ci90'][0])}, {tau(r['ci90'][1])}) | {tau(r['kendall_tau_val'])} | {r['n']} |"
+                  for r in payload["rank"]]
+        plot_rank(payload["rank_candidates"])
     table = "\n".join(lines)
     write_section(NAME, "## Compression quality on a trained MobileNetV2\n\n"
                   "`python -m benchmarks.compression_quality` (staged, resumable; "
@@ -574,15 +714,37 @@ def stage_report(payload: dict) -> None:
     print(table)
 
 
+def plot_rank(measured: list[dict]) -> None:
+    """Each cheap score against fine-tuned test accuracy, one panel per score, one colour per target."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(RANK_SCORES), figsize=(3.2 * len(RANK_SCORES), 3.2))
+    for axis, score in zip(axes, RANK_SCORES):
+        for target in sorted({m["target"] for m in measured}, reverse=True):
+            points = [(m["scores"][score], m["test_acc"]) for m in measured
+                      if m["target"] == target and m["scores"].get(score) is not None]
+            axis.scatter([p[0] for p in points], [100 * p[1] for p in points], s=12, label=f"{target:.0%}")
+        axis.set_title(score, fontsize=9)
+        axis.set_xlabel("score", fontsize=8)
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("test acc % after the final fine-tune")
+    axes[0].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(RESULTS / f"{NAME}_rank.png", dpi=100)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--stage", choices=("all", "base", "methods", "report"), default="all")
+    parser.add_argument("--stage", choices=("all", "base", "methods", "rank", "report"), default="all")
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                         help=f"comma-separated, of {METHODS}")
     parser.add_argument("--seeds", type=int, default=3, help="final fine-tunes per method and target")
-    parser.add_argument("--targets", default=",".join(map(str, TARGETS)),
-                        help="fractions of the base MAdds, in the order to run them")
-    return parser.parse_args(argv)
+    parser.add_argument("--targets", default=None,
+                        help="fractions of the base MAdds, in the order to run them (default: "
+                             f"{','.join(map(str, TARGETS))} for methods, {','.join(map(str, RANK_TARGETS))} for rank)")
+    args = parser.parse_args(argv)
+    args.targets = args.targets and [float(t) for t in args.targets.split(",")]
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -591,8 +753,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.stage in ("all", "base"):
         stage_base(payload)
     if args.stage in ("all", "methods"):
-        stage_methods(payload, args.methods.split(","), args.seeds,
-                      [float(t) for t in args.targets.split(",")])
+        stage_methods(payload, args.methods.split(","), args.seeds, args.targets or list(TARGETS))
+    if args.stage in ("all", "rank"):
+        stage_rank(payload, args.targets or list(RANK_TARGETS))
     if args.stage in ("all", "report"):
         stage_report(payload)
 
