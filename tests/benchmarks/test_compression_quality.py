@@ -125,3 +125,20 @@ def test_rank_table_ranks_each_score_against_test_accuracy_on_the_candidates_tha
     assert rows["madds"]["kendall_tau"] == -1.0 and not rows["madds"]["default"]
     assert rows["retained_equal"]["n"] == 6 and rows["trial"]["n"] == 8
     assert rows["trial_0_epochs"]["kendall_tau"] is None  # a constant score orders nothing
+
+
+def test_two_stages_saving_at_once_keep_each_others_measurements(tmp_path, monkeypatch):
+    import benchmarks.compression_quality as quality
+
+    monkeypatch.setattr(quality, "RESULTS", tmp_path)
+    monkeypatch.setattr(quality, "machine", lambda: {})
+    methods, rank = quality.load_results(), quality.load_results()  # both read the empty file
+    methods["rows"].append(_row("uniform_inherited", 0.5, 0, 0.6))
+    quality.save_results(methods)
+    rank["rank_candidates"] = [{"target": 0.5, "index": 0, "test_acc": 0.4}]
+    quality.save_results(rank)  # read before the methods row was saved
+    methods["rows"].append(_row("uniform_inherited", 0.5, 1, 0.61))
+    quality.save_results(methods)
+    saved = quality.load_results()
+    assert [r["seed"] for r in saved["rows"]] == [0, 1]
+    assert [c["index"] for c in saved["rank_candidates"]] == [0]
