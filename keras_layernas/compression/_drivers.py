@@ -123,6 +123,8 @@ class Progress:
 
     def close(self) -> None:
         if self._bar is not None:
+            if self._done == self._resumed:
+                return  # a resumed search that had finished: "Resuming after" said it all
             # The search may end before max_trials: a bar at its target prints
             # its final line and a newline.
             self._bar.target = self._done - self._resumed

@@ -215,3 +215,10 @@ def test_progress_of_a_resumed_search_counts_the_old_trials_and_bars_only_the_ne
     assert out.startswith("Resuming after 3 trials; best in target: score 0.4000 at 4.00 MMAdds.\n")
     assert "1/1" in out and "best_score: 0.5000" in out  # the bar ran over the new trial only
     assert progress.best == 0.5
+
+
+def test_progress_of_a_finished_search_resumed_prints_no_empty_bar(capsys):
+    progress = Progress(total=2, verbose=1, score_name="score")
+    progress.resume([(4e6, 0.4, True), (4e6, 0.5, True)])
+    progress.close()
+    assert capsys.readouterr().out == "Resuming after 2 trials; best in target: score 0.5000 at 4.00 MMAdds.\n"
