@@ -21,10 +21,13 @@ SEARCHERS = {
     "layernas": lambda **kw: LayerNAS(CHAIN_OPTIONS, chain_cost, CHAIN_TARGET,
                                       num_buckets=8, per_bucket=2, **kw),
     "random": lambda **kw: RandomSearch(CHAIN_OPTIONS, chain_cost, CHAIN_TARGET, **kw),
+    # one missed draw and it walks (what a deep cut of a large space does)
+    "random_walk": lambda **kw: RandomSearch(CHAIN_OPTIONS, chain_cost, CHAIN_TARGET, max_attempts=1, **kw),
     "evolution": lambda **kw: RegularizedEvolution(CHAIN_OPTIONS, chain_cost, CHAIN_TARGET,
                                                    population_size=8, tournament_size=3, **kw),
 }
-CLASSES = {"layernas": LayerNAS, "random": RandomSearch, "evolution": RegularizedEvolution}
+CLASSES = {"layernas": LayerNAS, "random": RandomSearch, "random_walk": RandomSearch,
+           "evolution": RegularizedEvolution}
 
 
 @pytest.fixture(params=sorted(SEARCHERS))
