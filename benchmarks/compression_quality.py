@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -189,7 +190,10 @@ FINETUNE_RECIPE = {
 TRIALS = 24
 TRIAL_IMAGES = 5_000
 METHODS = ("base_finetuned", "uniform_inherited", "global_magnitude", "compress_free",
-           "compress_data", "random_search", "uniform_scratch", "compress_free_ce", "compress_free_kd")
+           "compress_data", "random_search", "uniform_scratch", "compress_free_ce", "compress_free_kd",
+           "compress_steps")
+# compress_steps: each step keeps at least this fraction of the previous model's MAdds (NetAdapt-style)
+STEP_RATIO = 0.7
 DEFAULT_METHODS = ("base_finetuned", "uniform_inherited", "global_magnitude", "compress_free")
 
 
@@ -338,6 +342,36 @@ def random_search(base: keras.Model, target: tuple, train, validation) -> tuple[
                      "trial_score": trial_score, "fits": timer.fits}
 
 
+def step_fractions(fraction: float) -> list[float]:
+    """Targets (fractions of the base) of a cut in the fewest equal steps that each keep at
+    least ``STEP_RATIO`` of the previous cost: 0.3 -> [0.74, 0.55, 0.41, 0.3]."""
+    count = math.ceil(math.log(fraction) / math.log(STEP_RATIO) - 1e-9)
+    return [fraction ** ((step + 1) / count) for step in range(count)]
+
+
+def compress_in_steps(base: keras.Model, fraction: float, train, validation) -> tuple[keras.Model, dict]:
+    """Issue 13 item 3: the target reached in several compressions, each a
+    ``CompressionSearch`` with data of the previous winner (which then teaches the next
+    step), the ``TRIALS`` trial budget split evenly over the steps."""
+    steps = step_fractions(fraction)
+    base_madds = layernas.count_madds(base)
+    model, info = base, {"steps": [], "trials": 0, "trial_scores": []}
+    for index, step in enumerate(steps):
+        search = layernas.CompressionSearch(
+            model, step * base_madds, data=train, validation_data=validation,
+            max_trials=max(1, TRIALS // len(steps)), verbose=1, directory=WORK / "searches",
+            project_name=f"compress_steps_{fraction}_{index}")
+        result = search.run()
+        model = result.model
+        info["steps"].append({"target": step, "madds": result.madds, "trials": result.trials,
+                              "trial_score": result.score})
+        info["trials"] += result.trials
+        info["trial_scores"] += [h["score"] for h in result.history]
+    info |= {"trials_in_target": None, "first_trial_score": info["trial_scores"][0],
+             "trial_score": info["steps"][-1]["trial_score"]}
+    return model, info
+
+
 def slim_model(method: str, fraction: float, base: keras.Model, splits: dict) -> tuple[keras.Model, dict]:
     """The method's model at ``fraction`` of the base MAdds, before the final fine-tune."""
     space = layernas.SearchSpace.from_model(base)
@@ -375,6 +409,8 @@ def slim_model(method: str, fraction: float, base: keras.Model, splits: dict) ->
         info["pretrain_epochs"] = TRIALS + 1
         info["pretrain_val_acc"] = layernas.compression.Trainer(
             train, validation, teacher=teacher).fine_tune(model, TRIALS + 1)
+    elif method == "compress_steps":
+        model, info = compress_in_steps(base, fraction, *trial_data(splits))
     elif method == "compress_data":
         train, validation = trial_data(splits)
         timer = FitTimer()

@@ -74,6 +74,7 @@ def test_compress_data_is_compared_paired_with_each_rival_that_ran_at_its_target
 
 
 
+@pytest.mark.slow
 def test_random_search_baseline_trains_in_target_models_and_returns_the_best(monkeypatch):
     import benchmarks.compression_quality as quality
     from tests.compression.test_compress import toy_data
@@ -142,3 +143,29 @@ def test_two_stages_saving_at_once_keep_each_others_measurements(tmp_path, monke
     saved = quality.load_results()
     assert [r["seed"] for r in saved["rows"]] == [0, 1]
     assert [c["index"] for c in saved["rank_candidates"]] == [0]
+
+
+@pytest.mark.parametrize("fraction, steps", [(0.3, [0.3 ** 0.25, 0.3 ** 0.5, 0.3 ** 0.75, 0.3]),
+                                             (0.5, [0.5 ** 0.5, 0.5]), (0.7, [0.7])])
+def test_a_cut_in_steps_shrinks_by_the_ratio_and_ends_at_the_target(fraction, steps):
+    from benchmarks.compression_quality import step_fractions
+
+    assert step_fractions(fraction) == pytest.approx(steps)
+
+
+@pytest.mark.slow
+def test_a_cut_in_steps_compresses_each_winner_again_and_lands_in_the_final_target(monkeypatch, tmp_path):
+    import benchmarks.compression_quality as quality
+    from tests.compression.test_compress import toy_data
+    from tests.compression.test_greedy_fill import four_conv_cnn
+
+    monkeypatch.setattr(quality, "TRIALS", 4)
+    monkeypatch.setattr(quality, "WORK", tmp_path)
+    model = four_conv_cnn()
+    train, validation = layernas.compression.prepare_data(toy_data(64), toy_data(32, seed=1), (16, 16, 3))
+    slim, info = quality.compress_in_steps(model, 0.49, train, validation)
+    base = layernas.count_madds(model)
+    assert [s["target"] for s in info["steps"]] == pytest.approx([0.7, 0.49])
+    assert all(0.95 * s["target"] * base <= s["madds"] <= s["target"] * base for s in info["steps"])
+    assert 0.95 * 0.49 * base <= layernas.count_madds(slim) <= 0.49 * base
+    assert info["trials"] == 4 and len(info["trial_scores"]) == 4  # 2 trials per step
