@@ -570,7 +570,9 @@ def stage_rank(payload: dict, targets: list[float]) -> None:
         candidates = rank_candidates(fraction, base, splits)
         done = {m["index"] for m in measured if m["target"] == fraction}
         log(f"rank study at {fraction:.0%}: {len(candidates)} candidates, {len(done)} measured")
-        for index, candidate in enumerate(candidates):
+        # the uniform and global cuts first: a study stopped early still ranks them
+        for index in sorted(range(len(candidates)), key=lambda i: candidates[i]["source"] == "layernas"):
+            candidate = candidates[index]
             if index in done:
                 continue
             entry = {"target": fraction, "index": index, "source": candidate["source"],
