@@ -201,12 +201,12 @@ def compress(parser: argparse.ArgumentParser) -> Handler:
                         help="tfds:NAME or npz:PATH of raw 0-255 images (default: data-free)")
     parser.add_argument("--max-trials", type=_positive_int, default=None,
                         help="cap on evaluated candidates (default: complete search without "
-                             "data, one pass over the options with data)")
+                             "data, 12 with data, one pass with data and several budgets)")
     parser.add_argument("--epochs-per-trial", type=_non_negative_int, default=1,
                         help="fine-tuning epochs per candidate (with --data)")
     parser.add_argument("--finetune-epochs", type=_non_negative_int, default=None,
                         help="fine-tuning epochs of the winner, which starts from its trial's "
-                             "weights (with --data; default: 1, as compress())")
+                             "weights (with --data; default: 12, as compress())")
     parser.add_argument("--exclude", type=_layer_names, default=(),
                         help="comma-separated layer names whose width and kernel never change, "
                              "e.g. Conv1,Conv_1 (see `layernas space` for the names)")

@@ -190,11 +190,13 @@ class CompressionSearch:
             test split or holds out the last 10% of arrays.
         tolerance: the result lies in ``[(1 - tolerance) * target, target]``.
         max_trials: cap on evaluated candidates. None: the complete search
-            without data; one pass over the options (``sum |S_i|`` trials) with data.
+            without data; 12 trials with data and one budget (one pass over
+            the options, ``sum |S_i|`` trials, with several budgets).
         epochs_per_trial: fine-tuning epochs of each candidate (with data).
         finetune_epochs: fine-tuning epochs of the winner, which starts from
-            the weights its trial trained (with data); None: 1 with data, 0
-            without.
+            the weights its trial trained (with data); None: 12 with data (as
+            long as the default trials trained: distilling the winner gained
+            more than searching longer, see docs/compress.md), 0 without.
         num_buckets: LayerNAS's cost buckets per layer (H).
         per_bucket: candidates kept per bucket (k).
         directory: where the search state lives, so that a search killed

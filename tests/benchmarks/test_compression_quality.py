@@ -159,13 +159,26 @@ def test_a_cut_in_steps_compresses_each_winner_again_and_lands_in_the_final_targ
     from tests.compression.test_compress import toy_data
     from tests.compression.test_greedy_fill import four_conv_cnn
 
-    monkeypatch.setattr(quality, "TRIALS", 4)
     monkeypatch.setattr(quality, "WORK", tmp_path)
     model = four_conv_cnn()
     train, validation = layernas.compression.prepare_data(toy_data(64), toy_data(32, seed=1), (16, 16, 3))
-    slim, info = quality.compress_in_steps(model, 0.49, train, validation)
+    slim, info = quality.compress_in_steps(model, 0.49, train, validation, trials=4, finetune_epochs=2)
     base = layernas.count_madds(model)
     assert [s["target"] for s in info["steps"]] == pytest.approx([0.7, 0.49])
     assert all(0.95 * s["target"] * base <= s["madds"] <= s["target"] * base for s in info["steps"])
     assert 0.95 * 0.49 * base <= layernas.count_madds(slim) <= 0.49 * base
     assert info["trials"] == 4 and len(info["trial_scores"]) == 4  # 2 trials per step
+
+
+def test_each_call_with_data_is_compared_with_the_other_and_the_rivals():
+    from benchmarks.compression_quality import summarize
+
+    rows = [_row("compress_free_kd", 0.5, s, a) for s, a in enumerate([0.67, 0.68, 0.67])]
+    rows += [_row("compress_data", 0.5, s, a) for s, a in enumerate([0.59, 0.60, 0.59])]
+    rows += [_row("compress_defaults", 0.5, s, a) for s, a in enumerate([0.67, 0.68, 0.66])]
+    pairs = {(c["method"], c["versus"]): c for c in summarize(rows)[1]}
+    assert set(pairs) == {("compress_data", "compress_free_kd"), ("compress_data", "compress_defaults"),
+                          ("compress_defaults", "compress_free_kd"), ("compress_defaults", "compress_data")}
+    assert pairs[("compress_defaults", "compress_data")]["difference"] == pytest.approx(0.0767, abs=1e-4)
+    assert pairs[("compress_defaults", "compress_data")]["verdict"] == "better"
+    assert pairs[("compress_defaults", "compress_free_kd")]["verdict"] == "no difference measured"

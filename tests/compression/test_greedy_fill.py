@@ -113,3 +113,15 @@ def test_resuming_trials_trained_another_way_is_refused(tmp_path):
     assert resumed.trials == 1
     fresh = CompressionSearch(model, target, overwrite=True, **kwargs).run()  # a new search
     assert fresh.trials == 1 and all(0.95 * target <= h["madds"] <= target for h in fresh.history)
+
+
+def test_with_data_the_default_splits_training_between_12_trials_and_12_epochs_of_the_winner():
+    model, data = four_conv_cnn(), toy_data()
+    one = CompressionSearch(model, 1e6, data=data).config
+    assert (one.max_trials, one.finetune_epochs) == (12, 12)
+    several = CompressionSearch(model, [1e6, 0.8e6], data=data).config
+    assert (several.max_trials, several.finetune_epochs) == (None, 12)  # None: one pass, for all budgets
+    free = CompressionSearch(model, 1e6).config
+    assert (free.max_trials, free.finetune_epochs) == (None, 0)
+    mine = CompressionSearch(model, 1e6, data=data, max_trials=30, finetune_epochs=2).config
+    assert (mine.max_trials, mine.finetune_epochs) == (30, 2)
