@@ -492,7 +492,7 @@ RANK_TRIALS = 36
 RANK_SCORES = {
     "trial": "compress(data=...) default: val accuracy after 1 distilled epoch on 5,000 images",
     "trial_0_epochs": "val accuracy after BatchNorm re-estimation, no training",
-    "teacher_kl_0_epochs": "minus KL(base || candidate) on validation, no training",
+    "teacher_kl_0_epochs": "minus the KL divergence from the base's outputs on validation, no training",
     "retained_equal": "compress() without data default: retained L1 importance, layers weighted equally",
     "retained_layers": "retained L1 importance, layers weighted by the kernels they slice",
     "madds": "the candidate's MAdds (inside the 5% band): the baseline any score must beat",
