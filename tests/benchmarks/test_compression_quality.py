@@ -182,3 +182,17 @@ def test_each_call_with_data_is_compared_with_the_other_and_the_rivals():
     assert pairs[("compress_defaults", "compress_data")]["difference"] == pytest.approx(0.0767, abs=1e-4)
     assert pairs[("compress_defaults", "compress_data")]["verdict"] == "better"
     assert pairs[("compress_defaults", "compress_free_kd")]["verdict"] == "no difference measured"
+
+
+def test_batchnorm_folding_scales_each_conv_output_channel_by_abs_gamma_over_sigma():
+    from benchmarks.data_free_scores import bn_folded
+
+    model = small_cnn()
+    norm = model.get_layer("bn1")
+    norm.gamma.assign(np.linspace(-2.0, 2.0, 32))
+    norm.moving_variance.assign(np.full(32, 4.0))
+    folded = bn_folded(model)
+    scale = np.abs(np.linspace(-2.0, 2.0, 32)) / np.sqrt(4.0 + norm.epsilon)
+    np.testing.assert_allclose(folded.get_layer("c1").kernel.numpy(),
+                               model.get_layer("c1").kernel.numpy() * scale, rtol=1e-5)
+    np.testing.assert_allclose(model.get_layer("c1").kernel.numpy(), small_cnn().get_layer("c1").kernel.numpy())
