@@ -541,22 +541,21 @@ def teacher_kl(model: keras.Model, teacher_probs: np.ndarray, validation) -> flo
     return float(np.mean(np.sum(teacher_probs * (np.log(teacher_probs + eps) - np.log(probs + eps)), axis=1)))
 
 
-def rank_measure(candidate: dict, spaces: dict, scorers: dict, base: keras.Model,
+def rank_measure(candidate: dict, spaces: dict, scorers: dict, trainer: layernas.compression.Trainer,
                  teacher_probs: np.ndarray, splits: dict) -> dict:
     """Every cheap score of one candidate, then its fine-tuned accuracy (the final fine-tune,
-    seed 0, from the base's inherited weights: what each score claims to predict)."""
+    seed 0, from the base's inherited weights: what each score claims to predict). ``trainer``
+    is compress's trial (the trial images, the base as teacher)."""
     space_name = "default" if candidate["source"] == "layernas" else "every_width"
     space = spaces[space_name]
     arch = space.decode(candidate["arch"])
-    train, validation = trial_data(splits)
-    trainer = layernas.compression.Trainer(train, validation, teacher=layernas.compression.frozen_copy(base))
     # the every-width space has other searchable layers (25 against 23), so its retained
     # importance is on another scale: the data-free scores rank LayerNAS's candidates only
     scores = {name: scorer(arch) for name, scorer in scorers.items()} if space_name == "default" else {}
     scores["madds"] = candidate["madds"]
     model = space.materialize(arch)
     scores["trial_0_epochs"] = trainer.fine_tune(model, 0)
-    scores["teacher_kl_0_epochs"] = -teacher_kl(model, teacher_probs, validation)
+    scores["teacher_kl_0_epochs"] = -teacher_kl(model, teacher_probs, trainer.validation)
     scores["trial"] = (candidate["trial_score"] if candidate["trial_score"] is not None
                        else trainer.fine_tune(space.materialize(arch), 1))
     return {"scores": scores, **finetune_and_test(space.materialize(arch), splits, seed=0)}
@@ -570,8 +569,8 @@ def stage_rank(payload: dict, targets: list[float]) -> None:
     spaces = {"default": layernas.SearchSpace.from_model(base), "every_width": every_width_space(base)}
     scorers = {f"retained_{w}": layernas.compression.RetainedImportance(spaces["default"], base, w)
                for w in layernas.compression.WEIGHTINGS}
-    _, validation = trial_data(splits)
-    teacher_probs = keras.ops.convert_to_numpy(keras.ops.softmax(base.predict(validation, verbose=0)))
+    trainer = layernas.compression.Trainer(*trial_data(splits), teacher=layernas.compression.frozen_copy(base))
+    teacher_probs = keras.ops.convert_to_numpy(keras.ops.softmax(base.predict(trainer.validation, verbose=0)))
     measured = payload.setdefault("rank_candidates", [])
     for fraction in targets:
         candidates = rank_candidates(fraction, base, splits)
@@ -584,7 +583,7 @@ def stage_rank(payload: dict, targets: list[float]) -> None:
                 continue
             entry = {"target": fraction, "index": index, "source": candidate["source"],
                      "trial": candidate["trial"], "madds": candidate["madds"],
-                     **rank_measure(candidate, spaces, scorers, base, teacher_probs, splits)}
+                     **rank_measure(candidate, spaces, scorers, trainer, teacher_probs, splits)}
             measured.append(entry)
             save_results(payload)
             log(f"rank {fraction:.0%} #{index} ({candidate['source']}): test {entry['test_acc']:.4f}, "
