@@ -88,6 +88,8 @@ def save_results(payload: dict) -> None:
             known = {tuple(entry[k] for k in key) for entry in payload.get(field, [])}
             payload.setdefault(field, []).extend(
                 entry for entry in saved.get(field, []) if tuple(entry[k] for k in key) not in known)
+        for target, pool in saved.get("rank_pool", {}).items():
+            payload.setdefault("rank_pool", {}).setdefault(target, pool)
         payload["machine"] = machine()
         atomic_write(path, json.dumps(payload, indent=2) + "\n")
 
@@ -192,8 +194,6 @@ TRIAL_IMAGES = 5_000
 METHODS = ("base_finetuned", "uniform_inherited", "global_magnitude", "compress_free",
            "compress_data", "random_search", "uniform_scratch", "compress_free_ce", "compress_free_kd",
            "compress_steps", "compress_defaults")
-# compress_steps: each step keeps at least this fraction of the previous model's MAdds (NetAdapt-style)
-STEP_RATIO = 0.7
 DEFAULT_METHODS = ("base_finetuned", "uniform_inherited", "global_magnitude", "compress_free")
 
 
@@ -342,37 +342,20 @@ def random_search(base: keras.Model, target: tuple, train, validation) -> tuple[
                      "trial_score": trial_score, "fits": timer.fits}
 
 
-def step_fractions(fraction: float) -> list[float]:
-    """Targets (fractions of the base) of a cut in the fewest equal steps that each keep at
-    least ``STEP_RATIO`` of the previous cost: 0.3 -> [0.74, 0.55, 0.41, 0.3]."""
-    count = math.ceil(math.log(fraction) / math.log(STEP_RATIO) - 1e-9)
-    return [fraction ** ((step + 1) / count) for step in range(count)]
-
-
-def compress_in_steps(base: keras.Model, fraction: float, train, validation,
-                      trials: int = 12, finetune_epochs: int = 12) -> tuple[keras.Model, dict]:
-    """Issue 13 item 3: the target reached in several compressions, each a
-    ``CompressionSearch`` with data of the previous winner (which then teaches the next
-    step). compress()'s default training with data (12 trials, then 12 epochs of the
-    winner) is split evenly over the steps, so one-shot and steps train as long."""
-    steps = step_fractions(fraction)
+def compress_in_steps(base: keras.Model, fraction: float, train, validation, **budget) -> tuple[keras.Model, dict]:
+    """Issue 13 item 3: ``layernas.compression.compress_in_steps`` with its defaults (the fewest
+    steps that each keep >= 70% of the previous cost; compress's 12 trials and 12 winner epochs
+    split evenly over them, so one-shot and steps train as long); ``budget`` for tests."""
+    results = layernas.compression.compress_in_steps(
+        base, fraction * layernas.count_madds(base), data=train, validation_data=validation,
+        verbose=1, directory=WORK / "searches", project_name=f"compress_steps_{fraction}", **budget)
     base_madds = layernas.count_madds(base)
-    model, info = base, {"steps": [], "trials": 0, "trial_scores": []}
-    for index, step in enumerate(steps):
-        search = layernas.CompressionSearch(
-            model, step * base_madds, data=train, validation_data=validation,
-            max_trials=max(1, trials // len(steps)), finetune_epochs=max(1, finetune_epochs // len(steps)),
-            verbose=1, directory=WORK / "searches",
-            project_name=f"compress_steps_{fraction}_{index}")
-        result = search.run()
-        model = result.model
-        info["steps"].append({"target": step, "madds": result.madds, "trials": result.trials,
-                              "trial_score": result.score})
-        info["trials"] += result.trials
-        info["trial_scores"] += [h["score"] for h in result.history]
-    info |= {"trials_in_target": None, "first_trial_score": info["trial_scores"][0],
-             "trial_score": info["steps"][-1]["trial_score"]}
-    return model, info
+    history = [trial for result in results for trial in result.history]
+    info = {"steps": [{"target": result.target[1] / base_madds, "madds": result.madds, "trials": result.trials,
+                       "trial_score": result.score} for result in results],
+            "trials": len(history), "trial_scores": [trial["score"] for trial in history],
+            "trials_in_target": None, "first_trial_score": history[0]["score"], "trial_score": results[-1].score}
+    return results[-1].model, info
 
 
 def slim_model(method: str, fraction: float, base: keras.Model, splits: dict) -> tuple[keras.Model, dict]:
@@ -500,13 +483,14 @@ RANK_SCORES = {
 DEFAULT_SCORES = {"trial": "compress(model, T, data=...)", "retained_equal": "compress(model, T)"}
 
 
-def rank_candidates(fraction: float, base: keras.Model, splits: dict) -> list[dict]:
+def rank_candidates(payload: dict, fraction: float, base: keras.Model, splits: dict) -> list[dict]:
     """The rank study's candidates at one target: every distinct in-target model LayerNAS's
     trials trained (compress_data's search resumed to ``RANK_TRIALS``), with its trial score,
-    then the uniform and global-magnitude cuts. Saved, so a resumed study ranks the same set."""
-    path = WORK / "rank" / f"candidates_{fraction}.json"
-    if path.exists():
-        return json.loads(path.read_text())
+    then the uniform and global-magnitude cuts. Kept in the results file (``rank_pool``), not
+    only in the git-ignored work folder, so a study resumed on a fresh checkout ranks the same set."""
+    pool = payload.setdefault("rank_pool", {})
+    if str(fraction) in pool:
+        return pool[str(fraction)]
     high = fraction * layernas.count_madds(base)
     target = ((1 - TOLERANCE) * high, high)
     project = WORK / "rank" / f"search_{fraction}"
@@ -530,8 +514,24 @@ def rank_candidates(fraction: float, base: keras.Model, splits: dict) -> list[di
                          ("global_magnitude", global_magnitude_arch(fine, base, target))):
         candidates.append({"source": source, "trial": None, "arch": fine.encode(arch),
                            "madds": fine.cost(arch), "trial_score": None})
-    atomic_write(path, json.dumps(candidates))
+    pool[str(fraction)] = candidates
+    save_results(payload)
     return candidates
+
+
+def check_measured_match(candidates: list[dict], measured: list[dict], fraction: float) -> None:
+    """Refuse to mix two pools: a measurement taken on another search's candidates (say, before
+    the work folder was lost and the search ran again) must name the same model at its index."""
+    for entry in measured:
+        if entry["target"] != fraction:
+            continue
+        candidate = candidates[entry["index"]] if entry["index"] < len(candidates) else {}
+        if any(candidate.get(k) != entry[k] for k in ("source", "trial", "madds")):
+            raise ValueError(
+                f"rank study at {fraction:.0%}: measured candidate #{entry['index']} ({entry['source']}, "
+                f"trial {entry['trial']}, {entry['madds']} MAdds) is not the pool's #{entry['index']} "
+                f"({candidate or 'missing'}); the pool was searched again. Remove that target's "
+                "rank_candidates from the results file to measure the new pool from the start.")
 
 
 def teacher_kl(model: keras.Model, teacher_probs: np.ndarray, validation) -> float:
@@ -573,7 +573,8 @@ def stage_rank(payload: dict, targets: list[float]) -> None:
     teacher_probs = keras.ops.convert_to_numpy(keras.ops.softmax(base.predict(trainer.validation, verbose=0)))
     measured = payload.setdefault("rank_candidates", [])
     for fraction in targets:
-        candidates = rank_candidates(fraction, base, splits)
+        candidates = rank_candidates(payload, fraction, base, splits)
+        check_measured_match(candidates, measured, fraction)
         done = {m["index"] for m in measured if m["target"] == fraction}
         log(f"rank study at {fraction:.0%}: {len(candidates)} candidates, {len(done)} measured")
         # the uniform and global cuts first: a study stopped early still ranks them

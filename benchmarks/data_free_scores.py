@@ -1,7 +1,7 @@
 """Other data-free scores (issue 13 item 4), ranked on the rank study's candidates.
 
 Reads what ``compression_quality --stage rank`` measured (fine-tuned accuracies in
-``results/compression_quality.json``, architectures in its git-ignored work folder) and
+``results/compression_quality.json``, architectures in its ``rank_pool``) and
 ranks, against that accuracy, data-free scores compress() could use instead of its default
 (retained L1 importance, layers weighted equally):
 
@@ -10,7 +10,9 @@ ranks, against that accuracy, data-free scores compress() could use instead of i
 - ``madds_weighted``: each layer's log-retention weighted by the MAdds it can remove;
 - ``weakest_layer``: the lowest single-layer retention (a bottleneck score).
 
-Writes ``results/data_free_scores.json``. Run after the rank stage:
+Writes ``results/data_free_scores.json``; a target whose pool is not in the results file
+(measured before pools were kept there) keeps its rows from the previous run. Run after the
+rank stage:
     python -m benchmarks.data_free_scores
 """
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 import keras_layernas as layernas
 from benchmarks._rank import kendall_tau, tau_with_interval
 from benchmarks._report import write_json
-from benchmarks.compression_quality import NAME, RESULTS, WORK, load_base
+from benchmarks.compression_quality import NAME, RESULTS, load_base
 
 
 def bn_folded(model: keras.Model) -> keras.Model:
@@ -72,10 +74,13 @@ def main() -> None:
     base = load_base()
     space = layernas.SearchSpace.from_model(base)
     score = scorers(base, space)
-    measured = json.loads((RESULTS / f"{NAME}.json").read_text())["rank_candidates"]
-    rows = []
-    for target in sorted({m["target"] for m in measured}, reverse=True):
-        candidates = json.loads((WORK / "rank" / f"candidates_{target}.json").read_text())
+    quality = json.loads((RESULTS / f"{NAME}.json").read_text())
+    measured, pools = quality["rank_candidates"], quality.get("rank_pool", {})
+    previous = RESULTS / "data_free_scores.json"
+    rows = [row for row in (json.loads(previous.read_text())["rows"] if previous.exists() else [])
+            if str(row["target"]) not in pools]
+    for target in sorted({m["target"] for m in measured if str(m["target"]) in pools}, reverse=True):
+        candidates = pools[str(target)]
         entries = [m for m in measured if m["target"] == target and m["source"] == "layernas"]
         archs = [space.decode(candidates[m["index"]]["arch"]) for m in entries]
         for name, scorer in score.items():

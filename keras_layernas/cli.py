@@ -207,6 +207,10 @@ def compress(parser: argparse.ArgumentParser) -> Handler:
     parser.add_argument("--finetune-epochs", type=_non_negative_int, default=None,
                         help="fine-tuning epochs of the winner, which starts from its trial's "
                              "weights (with --data; default: 12, as compress())")
+    parser.add_argument("--steps", type=_steps, default=1,
+                        help="with --data and one MAdds budget: reach it in N compressions, each of "
+                             "the previous trained winner, or 'auto' (each keeps >= 70%% of the "
+                             "previous cost); trials and epochs are split over them (default: 1)")
     parser.add_argument("--exclude", type=_layer_names, default=(),
                         help="comma-separated layer names whose width and kernel never change, "
                              "e.g. Conv1,Conv_1 (see `layernas space` for the names)")
@@ -231,16 +235,20 @@ def compress(parser: argparse.ArgumentParser) -> Handler:
         if args.data is not None:
             _require_preprocess(args, preprocess, "training on --data")
         out.mkdir(parents=True, exist_ok=True)
-        search = layernas.CompressionSearch(
-            model, args.target_madds, target_latency_ms=args.target_latency_ms,
-            calibration_archs=args.calibration_archs, data=args.data, tolerance=args.tolerance,
+        settings = dict(
+            target_latency_ms=args.target_latency_ms, data=args.data, tolerance=args.tolerance,
             max_trials=args.max_trials, epochs_per_trial=args.epochs_per_trial,
             finetune_epochs=args.finetune_epochs, directory=str(out / "search"),
             overwrite=args.overwrite, input_shape=input_shape, verbose=0 if args.quiet else 1,
             preprocess=preprocess.as_callable() if preprocess else None, exclude=args.exclude,
         )
         try:
-            result = search.run()
+            if args.steps != 1:
+                result = layernas.compression.compress_in_steps(
+                    model, args.target_madds, steps=args.steps, **settings)[-1]
+            else:
+                result = layernas.CompressionSearch(
+                    model, args.target_madds, calibration_archs=args.calibration_archs, **settings).run()
         except RuntimeError as error:
             if "tolerance" not in str(error):
                 raise
@@ -641,6 +649,11 @@ def _latency_budget(text: str) -> float:
             f"takes one budget in ms, e.g. 15; several budgets from one search are MAdds budgets "
             f"only (--target-madds 300e6,200e6); got {text}")
     return _positive_float(text)
+
+
+def _steps(text: str) -> int | str:
+    """``--steps``: a positive number of compressions, or ``auto``."""
+    return "auto" if text.strip() == "auto" else _positive_int(text)
 
 
 def _positive_int(text: str) -> int:

@@ -482,3 +482,31 @@ def test_compress_then_export_int8_reads_the_recorded_scaling(cifar_files, capsy
     out = capsys.readouterr().out
     assert _agreement(out) >= 0.9
     assert "--preprocess mobilenet" in out
+
+
+def test_compress_steps_without_data_exits_2_naming_the_fix(tmp_path, capsys):
+    status = cli.main(["compress", *MNV2_035, "--target-madds", "30%", "--steps", "2", "--out", str(tmp_path)])
+    assert status == 2 and "steps > 1 needs data" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("steps", ["0", "two"])
+def test_compress_refuses_steps_that_are_not_a_positive_count_or_auto(steps, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["compress", *MNV2_035, "--target-madds", "30%", "--steps", steps])
+    assert exit_info.value.code == 2 and "--steps" in capsys.readouterr().err
+
+
+def test_compress_steps_writes_the_last_steps_model(tmp_path, monkeypatch):
+    calls = []
+
+    def last_step_only(model, target_madds, **kwargs):
+        calls.append((target_madds, kwargs["steps"], kwargs["directory"]))
+        return [keras_layernas.CompressionSearch(model, target_madds, verbose=0).run()]
+
+    monkeypatch.setattr(keras_layernas.compression, "compress_in_steps", last_step_only)
+    status = cli.main(["compress", *MNV2_035, "--target-madds", "30%", "--steps", "auto", "--quiet",
+                       "--out", str(tmp_path)])
+    assert status == 0 and calls == [("30%", "auto", str(tmp_path / "search"))]
+    saved = keras.models.load_model(tmp_path / "model.keras")
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert count_madds(saved) == report["madds"] <= 0.3 * report["base_madds"]

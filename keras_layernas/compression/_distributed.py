@@ -107,6 +107,17 @@ def wait_for_result(project_dir: str, space: SearchSpace, timeout_s: float = WOR
                 "uses the same shared `directory`."
             )
         time.sleep(poll_s)
+    return read_result(project_dir, space)
+
+
+def read_result(project_dir: str, space: SearchSpace) -> CompressionResult:
+    """A result published in ``project_dir``, its model rebuilt from ``space`` with the
+    published weights (what a worker returns, and a finished step of a cut in steps).
+
+    Raises:
+        ValueError: the report names an option this space does not have.
+    """
+    report_path = os.path.join(project_dir, REPORT_FILE)
     report = CompressionResult.read_report(report_path)
     arch = _arch_of_report(space, report["arch"])
     model = space.materialize(arch)
