@@ -631,7 +631,7 @@ def _compare(seeds: dict[int, dict], reference: dict[int, dict]) -> dict | None:
 
 # The calls with data, each measured against the others and these (the goals), when
 # both ran at a target
-COMPARED = ("compress_data", "compress_defaults")
+COMPARED = ("compress_data", "compress_defaults", "compress_steps")
 RIVALS = ("uniform_inherited", "global_magnitude", "compress_free", "random_search", "compress_free_ce",
           "compress_free_kd")
 
@@ -749,7 +749,8 @@ def stage_report(payload: dict) -> None:
                   "| target | method | trials in target | s per trial | tracing share of fit time | "
                   "first trial | best trial | chosen, after compress's fine-tune | layers unlike compress_free's |",
                   "|---|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {e['target']:.0%} | {e['method']} | {e['in_target']}/{e['trials']} | "
+        in_target = lambda e: "each in its step's" if e["in_target"] is None else f"{e['in_target']}/{e['trials']}"
+        lines += [f"| {e['target']:.0%} | {e['method']} | {in_target(e)} | "
                   f"{e['s_per_trial']:.0f} | "
                   f"{_share(e['tracing_share_of_fits'])} | "
                   f"{_pct(e['first_trial_score'])} | {_pct(e['best_trial_score'])} | "
