@@ -15,6 +15,7 @@ first unfinished step and does not train a finished one again.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from typing import Any
 
@@ -62,10 +63,11 @@ def _checked_steps(steps: Any, target_madds: Any, data: Any, kwargs: dict) -> No
             "steps > 1 needs data=...: each step trains the previous winner, which then teaches "
             "the next step. Without data a cut in steps keeps the same channels as one cut; "
             f"pass steps=1 (the default). Received: steps={steps!r}, data=None.")
-    if isinstance(target_madds, (list, tuple)) or kwargs.get("target_latency_ms") is not None \
-            or kwargs.get("cost") not in (None, "madds"):
+    one_budget = isinstance(target_madds, str) or (
+        isinstance(target_madds, numbers.Real) and not isinstance(target_madds, bool) and target_madds > 0)
+    if not one_budget or kwargs.get("target_latency_ms") is not None or kwargs.get("cost") not in (None, "madds"):
         raise ValueError(
-            "steps cut toward one MAdds budget: pass one target_madds (a number or '30%'), or "
+            "steps cut toward one MAdds budget: pass one target_madds (a positive number or '30%'), or "
             f"steps=1. Received: target_madds={target_madds!r}, "
             f"target_latency_ms={kwargs.get('target_latency_ms')!r}.")
     if kwargs.get("space") is not None:

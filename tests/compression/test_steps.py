@@ -31,6 +31,8 @@ def test_a_given_number_of_steps_splits_the_ratio_evenly():
     ({"steps": "two"}, "steps"),
     ({"target_madds": ["50%", "30%"]}, "one MAdds budget"),
     ({"target_madds": None, "target_latency_ms": 1.0}, "one MAdds budget"),
+    ({"target_madds": None}, "one MAdds budget"),
+    ({"target_madds": -5.0}, "one MAdds budget"),
     ({"space": "a space"}, "exclude="),
 ])
 def test_what_a_cut_in_steps_cannot_do_is_refused_with_the_fix(arguments, message):
