@@ -86,11 +86,14 @@ def main() -> None:
         for name, scorer in score.items():
             values = [scorer(arch) for arch in archs]
             tau, ci90 = tau_with_interval(values, [m["test_acc"] for m in entries])
+            tau_val = kendall_tau(values, [m["val_acc"] for m in entries])
+            # a score equal on every candidate orders nothing
+            tau, tau_val = (None if math.isnan(t) else t for t in (tau, tau_val))
             rows.append({"target": target, "score": name, "n": len(values), "kendall_tau": tau, "ci90": ci90,
-                         "kendall_tau_val": kendall_tau(values, [m["val_acc"] for m in entries]),
-                         "default": name == "retained_equal"})
-            print(f"{target:.0%} {name:18s} n={len(values)} tau val {rows[-1]['kendall_tau_val']:+.2f} "
-                  f"test {tau:+.2f} ({ci90[0]:+.2f} to {ci90[1]:+.2f})")
+                         "kendall_tau_val": tau_val, "default": name == "retained_equal"})
+            signed = lambda value: "-" if value is None else f"{value:+.2f}"
+            print(f"{target:.0%} {name:18s} n={len(values)} tau val {signed(tau_val)} test {signed(tau)} "
+                  f"({signed(ci90[0])} to {signed(ci90[1])})")
     write_json("data_free_scores", {"rows": rows})
 
 
