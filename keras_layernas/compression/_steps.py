@@ -134,6 +134,11 @@ def compress_in_steps(
         if project_dir is not None and not overwrite and os.path.exists(os.path.join(project_dir, REPORT_FILE)):
             space = SearchSpace.from_model(model, input_shape=input_shape, exclude=kwargs.get("exclude") or ())
             result = read_result(project_dir, space)
+            if not math.isclose(result.target[1], budget, rel_tol=1e-6):
+                raise ValueError(
+                    f"{project_dir} holds step {index + 1} of another cut (to "
+                    f"{result.target[1] / 1e6:.4g} MMAdds, this one is to {budget / 1e6:.4g}): "
+                    "pass another project_name or directory, or overwrite=True to start over.")
             if verbose:
                 print(f"Step {index + 1} finished earlier: {result.madds / 1e6:.4g} MMAdds, "
                       f"{result.score_name} {result.score:.4g}.", flush=True)

@@ -99,3 +99,7 @@ def test_each_step_compresses_the_previous_winner_and_a_finished_step_is_not_tra
     np.testing.assert_allclose(resumed[-1].model.predict(x, verbose=0),
                                results[-1].model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
     assert math.isclose(resumed[-1].score, results[-1].score)
+    # another cut in the same folder is refused rather than resumed from the wrong steps
+    with pytest.raises(ValueError, match="another cut"):
+        compress_in_steps(model, 0.4 * base, data=data, validation_data=validation, steps="auto",
+                          max_trials=4, finetune_epochs=2, directory=tmp_path, verbose=0)
