@@ -31,7 +31,6 @@ from keras_layernas.compression._config import (
 from keras_layernas.compression._distributed import REPORT_FILE, publish_result, read_result, role
 from keras_layernas.compression._result import CompressionResult
 from keras_layernas.profiling import count_madds
-from keras_layernas.surgery.space import SearchSpace
 
 # steps="auto": the fewest equal steps that each keep at least this share of the previous cost
 STEP_RATIO = 0.7
@@ -131,9 +130,13 @@ def compress_in_steps(
         if verbose:
             print(f"Step {index + 1}/{len(budgets)}: to {budget / 1e6:.4g} MMAdds "
                   f"({budget / base_madds:.0%} of the base).", flush=True)
+        band = tolerance if index == len(budgets) - 1 else max(tolerance, 1 - budgets[index + 1] / budget)
+        search = CompressionSearch(
+            model, budget, data=data, max_trials=trials, finetune_epochs=epochs, tolerance=band,
+            directory=directory, project_name=name, overwrite=overwrite,
+            input_shape=input_shape, verbose=verbose, **kwargs)
         if project_dir is not None and not overwrite and os.path.exists(os.path.join(project_dir, REPORT_FILE)):
-            space = SearchSpace.from_model(model, input_shape=input_shape, exclude=kwargs.get("exclude") or ())
-            result = read_result(project_dir, space)
+            result = read_result(project_dir, search.space)  # the space the step searched
             if not math.isclose(result.target[1], budget, rel_tol=1e-6):
                 raise ValueError(
                     f"{project_dir} holds step {index + 1} of another cut (to "
@@ -143,11 +146,7 @@ def compress_in_steps(
                 print(f"Step {index + 1} finished earlier: {result.madds / 1e6:.4g} MMAdds, "
                       f"{result.score_name} {result.score:.4g}.", flush=True)
         else:
-            band = tolerance if index == len(budgets) - 1 else max(tolerance, 1 - budgets[index + 1] / budget)
-            result = CompressionSearch(
-                model, budget, data=data, max_trials=trials, finetune_epochs=epochs, tolerance=band,
-                directory=directory, project_name=name, overwrite=overwrite,
-                input_shape=input_shape, verbose=verbose, **kwargs).run()
+            result = search.run()
             if project_dir is not None:
                 publish_result(project_dir, result)
         results.append(result)

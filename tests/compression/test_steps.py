@@ -72,8 +72,9 @@ def test_each_step_compresses_the_previous_winner_and_a_finished_step_is_not_tra
     model = four_conv_cnn()
     base = layernas.count_madds(model)
     data, validation = toy_data(64), toy_data(32, seed=1)
+    # exclude as one layer name (a string) must mean that layer on the resume too
     results = compress_in_steps(model, 0.3 * base, data=data, validation_data=validation, steps="auto",
-                                max_trials=4, finetune_epochs=2, directory=tmp_path, verbose=0)
+                                max_trials=4, finetune_epochs=2, directory=tmp_path, verbose=0, exclude="c0")
     assert len(results) == 4  # 74%, 55%, 41%, 30%
     budgets = step_budgets(base, 0.3 * base)
     for result, budget, below in zip(results, budgets, [*budgets[1:], 0.95 * budgets[-1]]):
@@ -84,6 +85,7 @@ def test_each_step_compresses_the_previous_winner_and_a_finished_step_is_not_tra
     # each step's base is the previous step's trained winner
     assert [r.base_madds for r in results[1:]] == [r.madds for r in results[:-1]]
     assert results[-1].madds == layernas.count_madds(results[-1].model)
+    assert results[-1].model.get_layer("c0").filters == 32  # excluded in every step
 
     # run again: every step is read back from its folder, nothing searches or trains
     def refuse(self):
@@ -91,7 +93,7 @@ def test_each_step_compresses_the_previous_winner_and_a_finished_step_is_not_tra
 
     monkeypatch.setattr(layernas.CompressionSearch, "run", refuse)
     resumed = compress_in_steps(model, 0.3 * base, data=data, validation_data=validation, steps="auto",
-                                max_trials=4, finetune_epochs=2, directory=tmp_path, verbose=0)
+                                max_trials=4, finetune_epochs=2, directory=tmp_path, verbose=0, exclude="c0")
     assert [r.arch for r in resumed] == [r.arch for r in results]
     for weights, again in zip(results[-1].model.get_weights(), resumed[-1].model.get_weights()):
         np.testing.assert_array_equal(weights, again)
@@ -102,4 +104,4 @@ def test_each_step_compresses_the_previous_winner_and_a_finished_step_is_not_tra
     # another cut in the same folder is refused rather than resumed from the wrong steps
     with pytest.raises(ValueError, match="another cut"):
         compress_in_steps(model, 0.4 * base, data=data, validation_data=validation, steps="auto",
-                          max_trials=4, finetune_epochs=2, directory=tmp_path, verbose=0)
+                          max_trials=4, finetune_epochs=2, directory=tmp_path, verbose=0, exclude="c0")
