@@ -74,17 +74,13 @@ def compress(
             gives the minimum), data without labels, a missing objective, or
             another bad argument.
     """
+    settings = dict(
+        target_latency_ms=target_latency_ms, cost=cost, data=data, validation_data=validation_data,
+        tolerance=tolerance, max_trials=max_trials, epochs_per_trial=epochs_per_trial,
+        finetune_epochs=finetune_epochs, num_buckets=num_buckets, per_bucket=per_bucket,
+        directory=directory, overwrite=overwrite, input_shape=input_shape, seed=seed, verbose=verbose,
+        **kwargs)
     if steps != 1:
-        return compress_in_steps(
-            model, target_madds, target_latency_ms=target_latency_ms, cost=cost, data=data,
-            validation_data=validation_data, tolerance=tolerance, steps=steps, max_trials=max_trials,
-            epochs_per_trial=epochs_per_trial, finetune_epochs=finetune_epochs, num_buckets=num_buckets,
-            per_bucket=per_bucket, directory=directory, overwrite=overwrite, input_shape=input_shape,
-            seed=seed, verbose=verbose, **kwargs)[-1].model
-    result = CompressionSearch(
-        model, target_madds, target_latency_ms=target_latency_ms, cost=cost, data=data, validation_data=validation_data, tolerance=tolerance,
-        max_trials=max_trials, epochs_per_trial=epochs_per_trial, finetune_epochs=finetune_epochs,
-        num_buckets=num_buckets, per_bucket=per_bucket, directory=directory, overwrite=overwrite,
-        input_shape=input_shape, seed=seed, verbose=verbose, **kwargs,
-    ).run()
+        return compress_in_steps(model, target_madds, steps=steps, **settings)[-1].model
+    result = CompressionSearch(model, target_madds, **settings).run()
     return [r.model for r in result] if isinstance(result, list) else result.model
