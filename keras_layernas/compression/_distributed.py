@@ -61,7 +61,7 @@ def publish_result(project_dir: str, result: CompressionResult) -> None:
     result.save_report(os.path.join(project_dir, REPORT_FILE))
 
 
-def _arch_of_report(space: SearchSpace, report_arch: dict[str, str]) -> Arch:
+def _arch_of_report(space: SearchSpace, report_arch: dict[str, str], report_path: str) -> Arch:
     """The options the report holds, in the space's own encoding (``SearchLayer.encode``)."""
     arch = []
     for layer in space.layers:
@@ -70,10 +70,12 @@ def _arch_of_report(space: SearchSpace, report_arch: dict[str, str]) -> Arch:
             arch.append(layer.decode(written))
         except ValueError:
             raise ValueError(
-                f"The chief's report names option {written!r} for layer {layer.name!r}, which "
-                f"this process's search space lacks (options: "
-                f"{[layer.encode(o) for o in layer.options]}). "
-                "Run the same script, model and space arguments on the chief and every worker."
+                f"The result published at {report_path!r} names option {written!r} for layer "
+                f"{layer.name!r}, which this process's search space lacks (options: "
+                f"{[layer.encode(o) for o in layer.options]}): it was written with another model "
+                "or other space arguments. In a distributed search, run the same script, model "
+                "and space arguments on the chief and every worker; to resume a cut in steps, "
+                "pass the arguments of the run that wrote it, or choose a new directory."
             ) from None
     return tuple(arch)
 
@@ -119,7 +121,7 @@ def read_result(project_dir: str, space: SearchSpace) -> CompressionResult:
     """
     report_path = os.path.join(project_dir, REPORT_FILE)
     report = CompressionResult.read_report(report_path)
-    arch = _arch_of_report(space, report["arch"])
+    arch = _arch_of_report(space, report["arch"], report_path)
     model = space.materialize(arch)
     model.load_weights(os.path.join(project_dir, WEIGHTS_FILE))
     fields = {k: v for k, v in report.items() if k not in ("arch", "history_trials")}

@@ -76,6 +76,9 @@ def test_report_naming_an_option_the_worker_lacks_is_refused(data_free_result, t
     (tmp_path / "report.json").write_text(json.dumps(report))
     with pytest.raises(ValueError, match="option '7' for layer 'c1'.*same script"):
         _distributed.wait_for_result(str(tmp_path), space, timeout_s=1)
+    # a finished step of a cut in steps is read back the same way: the fix names that case too
+    with pytest.raises(ValueError, match="report.json.*to resume a cut in steps"):
+        _distributed.read_result(str(tmp_path), space)
 
 
 def test_distributed_search_with_data_needs_a_shared_directory(monkeypatch):
