@@ -200,13 +200,14 @@ def train(
     batch_size: int,
     warmup_epochs: float = 0.0,
     verbose: int = 0,
+    callbacks: list | None = None,
 ) -> StepTimer:
     """Train with the benchmark's recipe; returns the timing of the run."""
     steps_per_epoch = int(train_ds.cardinality())
     total = max(1, steps_per_epoch * epochs)
     compile_for_training(model, learning_rate, total, int(warmup_epochs * steps_per_epoch))
     timer = StepTimer(batch_size)
-    model.fit(train_ds, epochs=epochs, verbose=verbose, callbacks=[timer])
+    model.fit(train_ds, epochs=epochs, verbose=verbose, callbacks=[timer, *(callbacks or [])])
     return timer
 
 

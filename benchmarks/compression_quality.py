@@ -126,6 +126,16 @@ class _EpochLog(keras.callbacks.Callback):
         log(f"base epoch {epoch + 1}: train {logs['accuracy']:.4f} val {accuracy:.4f} ({seconds:.0f} s)")
 
 
+class _EpochTimer(keras.callbacks.Callback):
+    """Logs each epoch of a long training, so a background run shows how far it is."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        log(f"epoch {epoch + 1}: train {logs['accuracy']:.4f} ({time.perf_counter() - self._started:.0f} s)")
+
+
 def load_base() -> keras.Model:
     """The trained benchmark base (weights from benchmarks/models)."""
     if not BASE_WEIGHTS.exists():
@@ -425,8 +435,10 @@ def slim_model(method: str, fraction: float, base: keras.Model, splits: dict) ->
         steps_per_epoch = -(-len(splits["train"][1]) // BASE_RECIPE["batch_size"])
         train = _cifar10.make_dataset(splits["train"], BASE_RECIPE["batch_size"],
                                       BASE_RECIPE["input_size"], training=True, seed=0)
+        # an hour of training here: a killed run resumes from its last finished epoch
+        backup = keras.callbacks.BackupAndRestore(str(WORK / f"scratch_backup_{fraction}"))
         _cifar10.train(model, train, BASE_RECIPE["epochs"], BASE_RECIPE["learning_rate"],
-                       BASE_RECIPE["batch_size"], warmup_epochs=1)
+                       BASE_RECIPE["batch_size"], warmup_epochs=1, callbacks=[backup, _EpochTimer()])
         info["scratch_train_s"] = time.perf_counter() - started - info["search_s"]
         info["steps_per_epoch"] = steps_per_epoch
     return model, info
