@@ -24,24 +24,40 @@ from keras_layernas.surgery.importance import named_layers
 BN_BATCHES = 10
 
 
-def reestimate_batchnorm(model: keras.Model, data: tf.data.Dataset, num_batches: int = BN_BATCHES) -> int:
+def reestimate_batchnorm(model: keras.Model, data: tf.data.Dataset | np.ndarray,
+                         num_batches: int = BN_BATCHES) -> int:
     """Replace every BatchNorm's moving statistics by their average over ``data``.
 
     Runs the model in training mode (batch statistics) with each layer's
     momentum set so that the moving value becomes the running mean of the
-    batch statistics: ``(i - 1) / i`` on the i-th batch.
+    batch statistics: ``(i - 1) / i`` on the i-th batch. Labels are not needed,
+    which is what a data-free slim model needs before use.
 
     Args:
         model: the model whose BatchNorm layers (nested ones included) to reset.
-        data: batched ``(x, y)`` (only ``x`` is used).
+        data: batched ``(x, y)`` or batched ``x`` (only ``x`` is used), or a
+            numpy array of inputs (batches of 32).
         num_batches: how many batches to average.
 
     Returns:
         The number of batches used (0 when the model has no BatchNorm).
+
+    Example:
+        >>> import numpy as np, keras, keras_layernas as layernas
+        >>> inputs = keras.Input((8, 8, 3))
+        >>> model = keras.Model(inputs, keras.layers.BatchNormalization()(inputs))
+        >>> images = np.random.default_rng(0).normal(2.0, 1.0, (64, 8, 8, 3)).astype("float32")
+        >>> layernas.reestimate_batchnorm(model, images)
+        2
+        >>> round(float(model.layers[-1].moving_mean.numpy().mean()), 1)
+        2.0
     """
     layers = [l for l in named_layers(model).values() if isinstance(l, keras.layers.BatchNormalization)]
     if not layers:
         return 0
+    if isinstance(data, np.ndarray):
+        data = tf.data.Dataset.from_tensor_slices(data).batch(32)
+    labelled = isinstance(data.element_spec, (tuple, list))
     saved = [(l.momentum, l.trainable) for l in layers]
     seen = 0
     try:
@@ -51,7 +67,7 @@ def reestimate_batchnorm(model: keras.Model, data: tf.data.Dataset, num_batches:
             seen += 1
             for layer in layers:
                 layer.momentum = (seen - 1) / seen
-            model(batch[0], training=True)
+            model(batch[0] if labelled else batch, training=True)
     finally:
         for layer, (momentum, trainable) in zip(layers, saved):
             layer.momentum, layer.trainable = momentum, trainable
