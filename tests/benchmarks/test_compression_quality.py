@@ -215,3 +215,36 @@ def test_the_rank_pool_saved_by_one_stage_survives_another_stages_save(tmp_path,
     methods["rows"].append(_row("uniform_inherited", 0.5, 0, 0.6))
     quality.save_results(methods)  # read before the pool was saved
     assert quality.load_results()["rank_pool"] == rank["rank_pool"]
+
+
+def test_synthetic_inputs_take_on_the_batchnorm_statistics_of_the_model():
+    import tensorflow as tf
+
+    from benchmarks.synthetic_scores import SYNTHESIS, batchnorm_probe, synthesize_batch
+
+    model = small_cnn()
+    probe, norms = batchnorm_probe(model)
+    # statistics the model would have learned on inputs ~ N(0.3, 0.5^2), set layer by layer
+    reference = 0.3 + 0.5 * np.random.default_rng(1).standard_normal((64, 16, 16, 3)).astype("float32")
+    for index, norm in enumerate(norms):
+        mean, variance = tf.nn.moments(probe(reference)[index], axes=[0, 1, 2])
+        norm.moving_mean.assign(mean)
+        norm.moving_variance.assign(variance)
+    labels = np.arange(16, dtype="int32") % 4
+    settings = {**SYNTHESIS, "class_weight": 0.0}  # the BatchNorm term alone
+    _, first = synthesize_batch(probe, norms, labels, (16, 16, 3), {**settings, "steps": 1}, seed=0)
+    images, last = synthesize_batch(probe, norms, labels, (16, 16, 3), {**settings, "steps": 150}, seed=0)
+    assert last < 0.6 * first
+    mean, _ = tf.nn.moments(probe(images)[0], axes=[0, 1, 2])
+    spread = float(np.std(norms[0].moving_mean.numpy()))
+    np.testing.assert_allclose(mean.numpy(), norms[0].moving_mean.numpy(), atol=0.2 * spread)
+    assert abs(float(np.mean(images)) - 0.3) < 0.1  # the input distribution, found back
+    with pytest.raises(ValueError, match="no BatchNormalization"):
+        batchnorm_probe(keras_dense_model())
+
+
+def keras_dense_model():
+    import keras
+
+    inputs = keras.Input((4,))
+    return keras.Model(inputs, keras.layers.Dense(2)(inputs))
