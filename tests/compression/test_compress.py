@@ -5,6 +5,7 @@ import contextlib
 import json
 import math
 import re
+import warnings
 
 import keras
 import numpy as np
@@ -190,6 +191,16 @@ def test_target_above_base_warns_and_returns_an_equal_copy():
     np.testing.assert_allclose(copy(x), model(x), atol=1e-6)
 
 
+def test_a_data_free_result_says_it_must_be_recalibrated_and_fine_tuned_and_one_with_data_does_not():
+    with pytest.warns(UserWarning, match=r"untrained.*reestimate_batchnorm.*data="):
+        layernas.compress(small_cnn(), 1e6, verbose=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        layernas.compress(small_cnn(), 1e6, data=toy_data(), max_trials=1, finetune_epochs=0, verbose=0)
+        layernas.compress(small_cnn(), 1e9, verbose=0)  # the unchanged copy is the trained base
+    assert not [w for w in caught if "untrained" in str(w.message)]
+
+
 def test_target_below_the_smallest_reachable_model_names_the_minimum():
     with pytest.raises(ValueError, match=r"smallest model .* can reach: \d"):
         layernas.compress(small_cnn(), 1_000, verbose=0)
@@ -368,6 +379,12 @@ def test_batchnorm_statistics_become_the_mean_of_batch_statistics():
     np.testing.assert_allclose(bn.moving_mean, np.mean([b.mean(0) for b in batches], 0), rtol=1e-5)
     np.testing.assert_allclose(bn.moving_variance, np.mean([b.var(0) for b in batches], 0), rtol=1e-4)
     assert bn.momentum == 0.99
+    # unlabelled images, as a dataset of batches or as one array, give the same statistics
+    for unlabelled in (tf.data.Dataset.from_tensor_slices(np.concatenate(batches)).batch(8),
+                       np.concatenate(batches)):
+        bn.moving_mean.assign(np.zeros(3))
+        assert reestimate_batchnorm(model, unlabelled, num_batches=4) >= 1
+        np.testing.assert_allclose(bn.moving_mean, np.concatenate(batches).mean(0), rtol=1e-4)
 
 
 def test_retained_importance_is_the_kept_share_of_l1_mass():

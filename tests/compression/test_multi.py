@@ -187,3 +187,9 @@ def test_with_data_each_target_is_chosen_from_one_search_and_fine_tuned_apart(mo
         sliced = search.space.materialize(arch).get_weights()
         # the winner starts its fine-tune from what its trial trained, not from the base's slice
         assert any(not np.allclose(w, s) for w, s in zip(weights, sliced))
+
+
+def test_data_free_models_for_several_budgets_come_with_the_untrained_warning():
+    with pytest.warns(UserWarning, match=r"untrained.*reestimate_batchnorm"):
+        slims = layernas.compress(four_conv_cnn(), ["70%", "50%"], verbose=0)
+    assert len(slims) == 2
