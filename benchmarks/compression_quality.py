@@ -647,7 +647,7 @@ def _compare(seeds: dict[int, dict], reference: dict[int, dict]) -> dict | None:
 # both ran at a target
 COMPARED = ("compress_data", "compress_defaults", "compress_steps", "compress_steps_repeat")
 RIVALS = ("uniform_inherited", "global_magnitude", "compress_free", "random_search", "compress_free_ce",
-          "compress_free_kd")
+          "compress_free_kd", "uniform_scratch")
 
 
 def summarize(rows: list[dict]) -> tuple[list[dict], list[dict]]:
