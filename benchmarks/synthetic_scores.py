@@ -30,9 +30,10 @@ import numpy as np
 import tensorflow as tf
 
 import keras_layernas as layernas
+from benchmarks import _cifar10
 from benchmarks._rank import kendall_tau, tau_with_interval
 from benchmarks._report import RESULTS, atomic_write, write_json
-from benchmarks.compression_quality import NAME, WORK, every_width_space, load_base, log
+from benchmarks.compression_quality import BASE_RECIPE, NAME, WORK, every_width_space, load_base, log
 
 SYNTHESIS = {
     "train_images": 2048,
@@ -130,54 +131,47 @@ def trainer(base: keras.Model, synthetic: dict) -> layernas.compression.Trainer:
     return layernas.compression.Trainer(train, validation, teacher=layernas.compression.frozen_copy(base))
 
 
-def calibration(base: keras.Model, synthetic: dict, fraction: float) -> dict:
+def _copy(model: keras.Model) -> keras.Model:
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _test_accuracy(model: keras.Model, test: tf.data.Dataset) -> float:
+    """Accuracy on ``test`` in inference mode, with the BatchNorm statistics the model has now."""
+    if not model.compiled:
+        model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    return float(model.evaluate(test, verbose=0, return_dict=True)["accuracy"])
+
+
+def calibration(base: keras.Model, synthetic: dict, fraction: float, splits: dict, test: tf.data.Dataset) -> dict:
     """compress()'s data-free model at ``fraction`` (1.0: the base): test accuracy with the base's BatchNorm
     statistics (as returned), re-estimated on the synthetic inputs, and on real training images."""
-    from benchmarks import _cifar10
-    from benchmarks.compression_quality import BASE_RECIPE
-
-    splits = _cifar10.load_splits()
-    size = BASE_RECIPE["input_size"]
-    test = _cifar10.make_dataset(splits["test"], 256, size, training=False)
-    if fraction == 1.0:  # the base itself: how well do synthetic inputs stand in for real ones?
-        model = keras.models.clone_model(base)
-        model.set_weights(base.get_weights())
-    else:
-        model = layernas.compress(base, fraction * layernas.count_madds(base), verbose=0)
-    model.compile(metrics=["accuracy"], loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    accuracy = lambda: float(model.evaluate(test, verbose=0, return_dict=True)["accuracy"])
-    row = {"target": fraction, "as_returned": accuracy()}
+    # 1.0, the base itself: how well do synthetic inputs stand in for real ones?
+    model = _copy(base) if fraction == 1.0 else layernas.compress(base, fraction * layernas.count_madds(base), verbose=0)
+    row = {"target": fraction, "as_returned": _test_accuracy(model, test)}
     x = synthetic["train"][0]
     layernas.compression.reestimate_batchnorm(
         model, tf.data.Dataset.from_tensor_slices((x, synthetic["train"][1])).batch(128), num_batches=len(x) // 128)
-    row["synthetic_bn"] = accuracy()
-    _cifar10.reestimate_batchnorm(model, _cifar10.bn_dataset(splits["train"], 128, size),
-                                  num_batches=_cifar10.BN_BATCHES)
-    row["real_bn"] = accuracy()
+    row["synthetic_bn"] = _test_accuracy(model, test)
+    row["real_bn"] = _cifar10.evaluate(model, _cifar10.bn_dataset(splits["train"], 128, BASE_RECIPE["input_size"]), test)
     log(f"compress_free at {fraction:.0%}: test {row['as_returned']:.4f} as returned, "
         f"{row['synthetic_bn']:.4f} BN on synthetic, {row['real_bn']:.4f} BN on real")
     return row
 
 
-def convergence(base: keras.Model) -> dict:
+def convergence(base: keras.Model, splits: dict, test: tf.data.Dataset) -> dict:
     """Does a longer synthesis make the inputs stand in for real ones? The base's test accuracy
     with BatchNorm re-estimated on one synthesized batch (200 and 800 steps) or on one real batch."""
-    from benchmarks import _cifar10
-    from benchmarks.compression_quality import BASE_RECIPE
-
     path = STATE / "convergence.json"
     if path.exists():
         return json.loads(path.read_text())
-    splits = _cifar10.load_splits()
     size, batch = BASE_RECIPE["input_size"], SYNTHESIS["batch_size"]
-    test = _cifar10.make_dataset(splits["test"], 256, size, training=False)
 
     def accuracy_after_batchnorm_on(images: np.ndarray) -> float:
-        model = keras.models.clone_model(base)
-        model.set_weights(base.get_weights())
+        model = _copy(base)
         layernas.compression.reestimate_batchnorm(model, tf.data.Dataset.from_tensors(images), num_batches=1)
-        model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-        return float(model.evaluate(test, verbose=0, return_dict=True)["accuracy"])
+        return _test_accuracy(model, test)
 
     real = next(iter(_cifar10.make_dataset(splits["train"], batch, size, training=False)))[0].numpy()
     result = {"batch_size": batch, "real_batch_acc": accuracy_after_batchnorm_on(real), "synthetic": []}
@@ -234,9 +228,11 @@ def main(argv: list[str] | None = None) -> None:
             rows.append({"target": args.target, "score": name, "candidates": subset, "n": len(values),
                          "kendall_tau": tau, "ci90": ci90, "kendall_tau_val": tau_val})
             print(f"{args.target:.0%} {subset:8s} {name:20s} n={len(values)} tau test {tau} {ci90} val {tau_val}")
-    calibrated = [calibration(base, synthetic, fraction) for fraction in (1.0, 0.7, 0.5, 0.3)]
+    splits = _cifar10.load_splits()  # real images, only to measure
+    test = _cifar10.make_dataset(splits["test"], 256, BASE_RECIPE["input_size"], training=False)
+    calibrated = [calibration(base, synthetic, fraction, splits, test) for fraction in (1.0, 0.7, 0.5, 0.3)]
     write_json("synthetic_scores", {
-        "calibration": calibrated, "convergence": convergence(base),
+        "calibration": calibrated, "convergence": convergence(base, splits, test),
         "synthesis": SYNTHESIS, "trial": {"batch_size": TRIAL_BATCH, "epochs": 1, "teacher": True},
         "synthetic": {k: v for k, v in synthetic.items() if k not in ("train", "validation")},
         "rows": rows, "candidates": {k: scores[k] for k in sorted(scores, key=int)}})
