@@ -57,6 +57,12 @@ def reestimate_batchnorm(model: keras.Model, data: tf.data.Dataset | np.ndarray,
         return 0
     if isinstance(data, np.ndarray):
         data = tf.data.Dataset.from_tensor_slices(data).batch(32)
+    if not isinstance(data, tf.data.Dataset):
+        raise TypeError(
+            f"reestimate_batchnorm needs a batched tf.data.Dataset of x or (x, y), or a numpy array "
+            f"of inputs; received {type(data).__name__}. Pass np.asarray(images) or "
+            "tf.data.Dataset.from_tensor_slices(images).batch(32)."
+        )
     labelled = isinstance(data.element_spec, (tuple, list))
     saved = [(l.momentum, l.trainable) for l in layers]
     seen = 0

@@ -385,6 +385,8 @@ def test_batchnorm_statistics_become_the_mean_of_batch_statistics():
         bn.moving_mean.assign(np.zeros(3))
         assert reestimate_batchnorm(model, unlabelled, num_batches=4) >= 1
         np.testing.assert_allclose(bn.moving_mean, np.concatenate(batches).mean(0), rtol=1e-4)
+    with pytest.raises(TypeError, match="received list.*np.asarray"):
+        reestimate_batchnorm(model, [list(b[0]) for b in batches])
 
 
 def test_retained_importance_is_the_kept_share_of_l1_mass():
